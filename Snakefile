@@ -1,0 +1,19 @@
+# crrg-clip: the CRRG-CLIP paper's Tables 1 and 2, rebuilt from the raw downloads.
+# Default config: the built-in synthetic demo. Real data: --configfile config/paper.yaml.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        default_targets(),
+    default_target: True

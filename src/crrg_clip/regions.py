@@ -1,0 +1,35 @@
+"""The 29 Chest ImaGenome anatomical regions, in RGRG's order (detector label = index + 1)."""
+
+REGIONS: tuple[str, ...] = (
+    "right lung",
+    "right upper lung zone",
+    "right mid lung zone",
+    "right lower lung zone",
+    "right hilar structures",
+    "right apical zone",
+    "right costophrenic angle",
+    "right hemidiaphragm",
+    "left lung",
+    "left upper lung zone",
+    "left mid lung zone",
+    "left lower lung zone",
+    "left hilar structures",
+    "left apical zone",
+    "left costophrenic angle",
+    "left hemidiaphragm",
+    "trachea",
+    "spine",
+    "right clavicle",
+    "left clavicle",
+    "aortic arch",
+    "mediastinum",
+    "upper mediastinum",
+    "svc",
+    "cardiac silhouette",
+    "cavoatrial junction",
+    "right atrium",
+    "carina",
+    "abdomen",
+)
+NUM_REGIONS = len(REGIONS)  # 29
+REGION_INDEX = {name: i for i, name in enumerate(REGIONS)}

@@ -1,0 +1,181 @@
+"""A resumable training loop shared by every stage.
+
+Each epoch ends with an atomic checkpoint (model, optimiser, scheduler, RNG state, history,
+best weights) under ``checkpoint_dir``, outside the rule's declared outputs. A job killed
+mid-run and started again continues from its last finished epoch and, on CPU, ends with
+the same weights as an uninterrupted run: the data order of epoch ``e`` depends only on
+``(seed, e)`` and the global RNG state is restored.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class History:
+    rows: list[dict] = field(default_factory=list)
+    best_val: float = math.inf
+    best_epoch: int = -1
+
+
+def epoch_batches(n_items: int, batch_size: int, *, seed: int, epoch: int,
+                  shuffle: bool = True, drop_last: bool = False) -> list[list[int]]:
+    """Index batches for one epoch; the order depends only on (seed, epoch).
+
+    Refuses to produce an empty epoch: a small subset with ``drop_last`` silently training on
+    nothing is a known trap (FORMATS.md, RSNA).
+    """
+    if n_items <= 0:
+        raise ValueError("no training items: the epoch would be empty")
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n_items, generator=generator).tolist()
+    else:
+        order = list(range(n_items))
+    batches = [order[i:i + batch_size] for i in range(0, n_items, batch_size)]
+    if drop_last and len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches = batches[:-1]
+    return batches
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    train_epoch: Callable[[int], dict[str, float]],
+    validate: Callable[[], float],
+    epochs: int,
+    checkpoint_dir: Path | str,
+    metrics_path: Path | str,
+    scheduler=None,
+) -> History:
+    """Train for ``epochs``, resuming from ``checkpoint_dir`` if a checkpoint is there.
+
+    ``train_epoch(epoch)`` runs one epoch and returns mean losses (``{"loss": ..., ...}``);
+    per-batch schedulers are stepped inside it. ``validate()`` returns the validation loss
+    used to pick the best epoch and to step a ReduceLROnPlateau scheduler.
+    On return the model holds the best epoch's weights.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_dir / CHECKPOINT
+    history = History()
+    best_state = None
+    start_epoch = 0
+    if path.exists():
+        # weights_only: tensors, numbers, strings and dicts only; nothing arbitrary is unpickled
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        history = History(rows=saved["history"], best_val=saved["best_val"], best_epoch=saved["best_epoch"])
+        best_state = saved["best_model"]
+        _set_rng_state(saved["rng"])
+        start_epoch = saved["epoch"] + 1
+        log.info("resuming from %s after epoch %d", path, saved["epoch"])
+
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        losses = train_epoch(epoch)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(validate())
+        if plateau:
+            scheduler.step(val_loss)
+        row = {"epoch": epoch, **{f"train_{k}": float(v) for k, v in losses.items()},
+               "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"]}
+        history.rows.append(row)
+        if val_loss < history.best_val or best_state is None:
+            history.best_val, history.best_epoch = val_loss, epoch
+            best_state = _cpu_state(model)
+        log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if k != "epoch"})
+        _save_atomic({
+            "epoch": epoch,
+            "model": _cpu_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "history": history.rows,
+            "best_val": history.best_val,
+            "best_epoch": history.best_epoch,
+            "best_model": best_state,
+            "rng": _rng_state(),
+        }, path)
+        write_metrics(history.rows, metrics_path)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    write_metrics(history.rows, metrics_path)
+    return history
+
+
+def write_metrics(rows: list[dict], path: Path | str) -> None:
+    """Per-epoch metrics as TSV (the union of keys, in first-seen order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys or ["epoch"], delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_loss_curve(metrics_path: Path | str, png_path: Path | str, title: str) -> None:
+    """Training and validation loss per epoch, one PNG per stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.read_csv(metrics_path, sep="\t")
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for column in [c for c in frame.columns if c.startswith("train_") or c == "val_loss"]:
+        ax.plot(frame["epoch"] + 1, frame[column], marker="o", label=column)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)

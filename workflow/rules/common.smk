@@ -1,0 +1,61 @@
+# Validate the config once (defaults filled from the schema) and define the helpers
+# every rule file uses. Package code receives plain values from here, never `config`.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from crrg_clip.config import ConfigError, validate_config
+
+try:
+    _validated = validate_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+config.clear()
+config.update(_validated)
+
+ENV = "../../envs/crrg-clip.yaml"
+SEEDS = config["seeds"]
+DATA = config["data"]
+
+
+def demo_data_manifest():
+    """The synthetic dataset's manifest when the demo writes the data roots, else nothing."""
+    return "results/demo_data/manifest.json" if DATA["synthetic"] else []
+
+
+def data_root(key, must_contain):
+    """A configured data root, checked up front with a message naming what is missing."""
+    root = Path(DATA[key])
+    if not DATA["synthetic"]:
+        missing = [p for p in must_contain if not (root / p).exists()]
+        if missing:
+            raise WorkflowError(
+                f"data.{key} = {root}: expected {', '.join(str(root / p) for p in missing)} "
+                f"(see README, 'Real data')"
+            )
+    return str(root)
+
+
+def default_targets():
+    """What `snakemake` builds with no target: it grows as stages land."""
+    return [
+        "results/qc/summary.tsv",
+        "results/data/images.parquet",
+        "results/data/rsna.parquet",
+        expand("results/splits/{subsample}.parquet", subsample=config["subsamples"]),
+        "results/cache/mimic/index.parquet",
+        "results/cache/rsna/index.parquet",
+    ]
+
+
+RRG_VARIANTS = list(config["rrg"]["variants"])
+TEXT_SOURCES = ["radiologist", "generated"]
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    split="train|valid|test",
+    text="|".join(TEXT_SOURCES),
+    variant="|".join(RRG_VARIANTS) if RRG_VARIANTS else "rrg_base|rrg_opt",
+    subsample="|".join(config["subsamples"]) if config["subsamples"] else r"[A-Za-z0-9_]+",
