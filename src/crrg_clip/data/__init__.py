@@ -1,0 +1,1 @@
+"""Ingest, join, QC, splits and image caches for the four source datasets."""

@@ -1,0 +1,41 @@
+"""Exclusion log: write/merge round trip, summary and the threshold check."""
+
+from pathlib import Path
+
+import pytest
+
+from crrg_clip.data.exclusions import (
+    ExclusionLog, ExclusionThresholdError, check_threshold, merge_exclusions, merge_kept, read_exclusions,
+    summarise, write_kept,
+)
+
+
+def test_write_merge_summary_threshold(tmp_path: Path):
+    a, b = ExclusionLog(), ExclusionLog()
+    a.add("mimic-cxr-jpg", "d1", "missing_jpg")
+    a.add("mimic-cxr-jpg", "d2", "truncated_jpg")
+    b.add("rsna", "p1", "unreadable_dcm")
+    b.add("rsna", "p2", "over_split_cap")
+    b.add("rsna", "p3", "over_split_cap")
+    a.write(tmp_path / "a.tsv")
+    b.write(tmp_path / "b.tsv")
+    assert list(read_exclusions(tmp_path / "a.tsv").columns) == ["dataset", "item_id", "reason"]
+    write_kept({"mimic-cxr-jpg": 8}, tmp_path / "a.kept.tsv")
+    write_kept({"rsna": 2}, tmp_path / "b.kept.tsv")
+    merged = merge_exclusions([tmp_path / "a.tsv", tmp_path / "b.tsv", tmp_path / "a.tsv"])
+    assert len(merged) == 5  # a part read twice does not double its rows
+    summary = summarise(merged, merge_kept([tmp_path / "a.kept.tsv", tmp_path / "b.kept.tsv"]))
+    assert list(summary.columns) == ["dataset", "status", "reason", "count"]
+    rows = {(d, s, r): n for d, s, r, n in summary.itertuples(index=False)}
+    assert rows[("mimic-cxr-jpg", "kept", "ok")] == 8 and rows[("rsna", "excluded", "over_split_cap")] == 2
+    check_threshold(summary, 0.2)  # jpg 2/10; rsna 1/5 once the by-design cap is ignored
+    with pytest.raises(ExclusionThresholdError, match=r"mimic-cxr-jpg: 20.0% .*missing_jpg=1"):
+        check_threshold(summary, 0.1)
+    with pytest.raises(ExclusionThresholdError, match="rsna: 60.0%"):
+        check_threshold(summary, 0.5, ignore_reasons=())
+
+
+def test_empty_log_writes_a_header(tmp_path: Path):
+    ExclusionLog().write(tmp_path / "e.tsv")
+    assert (tmp_path / "e.tsv").read_text().strip() == "dataset\titem_id\treason"
+    assert merge_exclusions([tmp_path / "e.tsv"]).empty
