@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast lint report clean
+.PHONY: venv demo test test-fast test-slurm lint report clean
 
 venv: $(STAMP)
 
@@ -41,3 +41,18 @@ report: venv
 
 clean:
 	rm -rf results .snakemake
+
+# test-slurm: profiles/slurm against a throw-away single-node SLURM on loopback (root on
+# Debian only; elsewhere it says why and exits 0). See docs/CLUSTER.md.
+SLURM_STATE ?= /tmp/crrg-slurm
+
+test-slurm: venv
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "test-slurm: skipped: needs root (it installs packages and starts SLURM daemons)"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null || ! grep -qsi '^ID=debian\|^ID_LIKE=.*debian' /etc/os-release; then \
+		echo "test-slurm: skipped: needs Debian (or a derivative) with apt-get"; exit 0; fi; \
+	export CRRG_SLURM_STATE=$(SLURM_STATE) SLURM_CONF=$(SLURM_STATE)/etc/slurm.conf; \
+	bash .ci/slurm/start.sh || { bash .ci/slurm/stop.sh; exit 1; }; \
+	CRRG_SLURM_ACCOUNT=crrg CRRG_SLURM_PARTITION=debug \
+		$(BIN)/python -m pytest -q -m slurm tests/slurm; status=$$?; \
+	bash .ci/slurm/stop.sh; exit $$status
