@@ -1,0 +1,301 @@
+"""Back-translation (en -> it -> en) of the CLIP training texts, with checks and a cache.
+
+The pipeline: unique texts -> cache lookup -> the misses translated in length-sorted
+batches, forward then backward -> results cached -> every back-translation checked; a
+degenerate one (empty, length ratio out of range, too many repeated n-grams, or cut off
+at ``max_length`` without an end-of-sequence token) is replaced by the original text, and
+the reason is recorded in ``status`` and counted.
+
+The cache stores raw translations keyed by (both models' identities, the generation
+settings, the text), so reruns and the two text sources (radiologist, generated) reuse
+work, and changing a check threshold re-checks without re-translating. ``batch_size`` is
+not part of the key: it changes how texts are grouped, not what is asked for.
+
+Letters: B batch, S source tokens, T generated tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import pandas as pd
+import torch
+
+log = logging.getLogger(__name__)
+
+OK = "ok"
+EMPTY_INPUT = "empty_input"
+EMPTY = "empty"
+TRUNCATED = "truncated"
+TOO_SHORT = "length_ratio_low"
+TOO_LONG = "length_ratio_high"
+REPEATED = "repeated_ngrams"
+REASONS = (OK, EMPTY_INPUT, EMPTY, TRUNCATED, TOO_SHORT, TOO_LONG, REPEATED)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What the models are asked for; every field but ``batch_size`` keys the cache."""
+    num_beams: int = 5
+    do_sample: bool = True
+    temperature: float = 0.7
+    batch_size: int = 128
+    max_length: int = 512
+    seed: int = 0
+
+    def cache_fields(self) -> dict:
+        fields = asdict(self)
+        fields.pop("batch_size")
+        return fields
+
+
+@dataclass(frozen=True)
+class Checks:
+    """When a back-translation counts as degenerate (and the original text is kept)."""
+    min_length_ratio: float = 0.5
+    max_length_ratio: float = 2.0
+    max_repeated_ngram_fraction: float = 0.5
+    ngram_size: int = 3
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    truncated: bool  # generation stopped at max_length without an end-of-sequence token
+
+
+class Translator(Protocol):
+    """One direction of translation: what the pipeline needs from a model."""
+    identity: str  # names the model and its weights (a content hash for local folders)
+
+    def length(self, texts: Sequence[str]) -> list[int]:
+        """Input length of each text in tokens (the sort key)."""
+
+    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
+        """Translate one batch (already sorted, at most ``batch_size`` texts)."""
+
+
+# --- checks ----------------------------------------------------------------------------
+
+def repeated_ngram_fraction(text: str, n: int = 3) -> float:
+    """Share of the word n-grams of ``text`` that repeat an earlier one (0 when < n words)."""
+    words = text.lower().split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def check_back_translation(original: str, back: str, truncated: bool, checks: Checks) -> str:
+    """``ok`` or the first fallback reason that applies (in the order of REASONS)."""
+    if not original.strip():
+        return EMPTY_INPUT
+    if not back.strip():
+        return EMPTY
+    if truncated:
+        return TRUNCATED
+    ratio = len(back.split()) / max(1, len(original.split()))
+    if ratio < checks.min_length_ratio:
+        return TOO_SHORT
+    if ratio > checks.max_length_ratio:
+        return TOO_LONG
+    if repeated_ngram_fraction(back, checks.ngram_size) > checks.max_repeated_ngram_fraction:
+        return REPEATED
+    return OK
+
+
+# --- batching --------------------------------------------------------------------------
+
+def translate_sorted(texts: Sequence[str], translator: Translator, batch_size: int,
+                     on_batch: Callable[[int, int], None] | None = None) -> list[Translation]:
+    """Translate ``texts`` (assumed unique) in batches of similar length, longest first.
+
+    Sorting by token length keeps padding small; longest first makes an out-of-memory
+    failure show up in the first batch. Results come back in the input order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lengths = translator.length(texts)
+    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+    results: list[Translation | None] = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = translator.translate_batch([texts[i] for i in idx])
+        if len(batch) != len(idx):
+            raise RuntimeError(f"translator returned {len(batch)} results for {len(idx)} texts")
+        for i, result in zip(idx, batch):
+            results[i] = result
+        if on_batch:
+            on_batch(start + len(idx), len(order))
+    return results  # type: ignore[return-value]
+
+
+# --- cache -----------------------------------------------------------------------------
+
+class TranslationCache:
+    """An sqlite file of raw back-translations keyed by sha256(models, settings, text).
+
+    Several jobs may share it: sqlite serialises writers, and each write is one transaction.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=120)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS translations (key TEXT PRIMARY KEY, text TEXT NOT NULL,"
+            " intermediate TEXT NOT NULL, back_translation TEXT NOT NULL, truncated INTEGER NOT NULL)")
+        self._db.commit()
+
+    @staticmethod
+    def key(namespace: str, text: str) -> str:
+        return hashlib.sha256(f"{namespace}\x00{text}".encode()).hexdigest()
+
+    def get_many(self, namespace: str, texts: Sequence[str]) -> dict[str, tuple[str, str, bool]]:
+        found = {}
+        keys = {self.key(namespace, t): t for t in texts}
+        items = list(keys)
+        for start in range(0, len(items), 500):
+            chunk = items[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT key, text, intermediate, back_translation, truncated FROM translations"
+                f" WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            for key, text, inter, back, truncated in rows:
+                if text == keys[key]:  # guards against a (practically impossible) hash collision
+                    found[text] = (inter, back, bool(truncated))
+        return found
+
+    def put_many(self, namespace: str, rows: Sequence[tuple[str, str, str, bool]]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?, ?)",
+                [(self.key(namespace, t), t, inter, back, int(trunc)) for t, inter, back, trunc in rows])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def cache_namespace(forward: Translator, backward: Translator, settings: GenerationSettings) -> str:
+    return json.dumps({"forward": forward.identity, "backward": backward.identity,
+                       "settings": settings.cache_fields()}, sort_keys=True)
+
+
+# --- the pipeline ----------------------------------------------------------------------
+
+@dataclass
+class BackTranslationResult:
+    table: pd.DataFrame  # text, back_translation, status (one row per unique text)
+    counts: dict[str, int]  # status -> number of unique texts
+    translated: int  # unique texts translated in this run (cache misses)
+    cached: int  # unique texts found in the cache
+    seconds: float
+
+
+def back_translate(texts: Sequence[str], forward: Translator, backward: Translator,
+                   settings: GenerationSettings, checks: Checks = Checks(),
+                   cache: TranslationCache | None = None) -> BackTranslationResult:
+    """Back-translate the unique texts of ``texts``; each is translated at most once.
+
+    Sampling is seeded once per direction with ``settings.seed`` (and seed + 1), so a run
+    over the same texts with the same settings gives the same output.
+    """
+    start = time.perf_counter()
+    unique = list(dict.fromkeys(str(t) for t in texts))
+    to_translate = [t for t in unique if t.strip()]
+    namespace = cache_namespace(forward, backward, settings)
+    done = cache.get_many(namespace, to_translate) if cache else {}
+    misses = [t for t in to_translate if t not in done]
+    log.info("%d texts, %d unique, %d non-empty, %d cached, %d to translate",
+             len(texts), len(unique), len(to_translate), len(done), len(misses))
+    if misses:
+        progress = lambda d, n: log.info("  %d/%d", d, n)  # noqa: E731
+        torch.manual_seed(settings.seed)
+        there = translate_sorted(misses, forward, settings.batch_size, progress)
+        intermediates = [t.text for t in there]
+        # an empty intermediate has nothing to translate back: it falls back as empty
+        back_inputs = list(dict.fromkeys(t for t in intermediates if t.strip()))
+        torch.manual_seed(settings.seed + 1)
+        back = dict(zip(back_inputs, translate_sorted(back_inputs, backward, settings.batch_size, progress)))
+        rows = []
+        for text, inter in zip(misses, there):
+            result = back.get(inter.text, Translation("", False))
+            rows.append((text, inter.text, result.text, inter.truncated or result.truncated))
+            done[text] = (inter.text, result.text, inter.truncated or result.truncated)
+        if cache:
+            cache.put_many(namespace, rows)
+
+    records = []
+    for text in unique:
+        _, back_text, truncated = done.get(text, ("", "", False))
+        status = check_back_translation(text, back_text, truncated, checks)
+        records.append((text, back_text if status == OK else text, status))
+    table = pd.DataFrame(records, columns=["text", "back_translation", "status"])
+    counts = {reason: int(n) for reason, n in Counter(table["status"]).items()}
+    return BackTranslationResult(table=table, counts=counts, translated=len(misses),
+                                 cached=len(to_translate) - len(misses),
+                                 seconds=time.perf_counter() - start)
+
+
+def counts_table(counts: dict[str, int]) -> pd.DataFrame:
+    """reason, count for every known reason (zeros included), then any others."""
+    reasons = list(REASONS) + sorted(set(counts) - set(REASONS))
+    return pd.DataFrame({"reason": reasons, "count": [int(counts.get(r, 0)) for r in reasons]})
+
+
+# --- Marian ----------------------------------------------------------------------------
+
+def model_identity(source: str) -> str:
+    """A local folder: sha256 over its model and tokenizer files; else the hub id as given."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return f"hub:{source}"
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix in {".json", ".safetensors", ".spm", ".bin", ".model"}:
+            digest.update(path.name.encode() + b"\x00")
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+class MarianTranslator:
+    """A MarianMTModel + MarianTokenizer as a Translator."""
+
+    def __init__(self, source: str, device: torch.device | str, settings: GenerationSettings):
+        from transformers import MarianMTModel, MarianTokenizer
+
+        self.source = source
+        self.identity = model_identity(source)
+        self.device = torch.device(device)
+        self.settings = settings
+        self.tokenizer = MarianTokenizer.from_pretrained(source)
+        self.model = MarianMTModel.from_pretrained(source).to(self.device).eval()
+        self.eos_id = self.model.config.eos_token_id
+        self.calls = 0
+
+    def length(self, texts: Sequence[str]) -> list[int]:
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)["input_ids"]
+        return [len(x) for x in ids]
+
+    @torch.inference_mode()
+    def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
+        self.calls += 1
+        s = self.settings
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=s.max_length,
+                               return_tensors="pt").to(self.device)  # (B, S)
+        kwargs = dict(num_beams=s.num_beams, do_sample=s.do_sample, max_length=s.max_length)
+        if s.do_sample:
+            kwargs["temperature"] = s.temperature
+        out = self.model.generate(**batch, **kwargs)  # (B, T), starts with decoder_start
+        has_eos = (out[:, 1:] == self.eos_id).any(dim=1).tolist()
+        decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [Translation(" ".join(text.split()), not eos) for text, eos in zip(decoded, has_eos)]
