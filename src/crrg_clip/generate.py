@@ -1,0 +1,189 @@
+"""RRG inference for one split: select regions, generate their sentences, assemble reports.
+
+Inputs are the region-feature file of the split (``features (N, 29, C)``, ``boxes``,
+``detected``, plus the parquet ``dicom_id, row``), the selector (``select`` gives the
+per-region logits and the selection; ``project`` the generator's input features) and a
+generator folder. Letters: I images, R regions (29), C raw feature, D projected feature.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from crrg_clip.regions import NUM_REGIONS, REGIONS
+from crrg_clip.report_assembly import assemble_reports
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ["dicom_id", "region_index", "region", "x1", "y1", "x2", "y2", "detected",
+                      "selection_score", "selected", "generated_sentence", "reference_sentence"]
+
+
+def read_region_features(safetensors_path: Path | str, parquet_path: Path | str | None = None) -> dict:
+    """The region-feature file and its row index, checked against each other."""
+    safetensors_path = Path(safetensors_path)
+    parquet_path = Path(parquet_path) if parquet_path else safetensors_path.with_suffix(".parquet")
+    tensors = load_file(str(safetensors_path))
+    for key in ("features", "boxes", "detected"):
+        if key not in tensors:
+            raise ValueError(f"{safetensors_path}: no tensor {key!r}")
+    features = tensors["features"]
+    if features.ndim != 3 or features.shape[1] != NUM_REGIONS:
+        raise ValueError(f"{safetensors_path}: features must be (N, {NUM_REGIONS}, C), got {tuple(features.shape)}")
+    index = pd.read_parquet(parquet_path)
+    if not {"dicom_id", "row"} <= set(index.columns):
+        raise ValueError(f"{parquet_path}: needs columns dicom_id, row")
+    index = index.sort_values("row").reset_index(drop=True)
+    if index["row"].tolist() != list(range(features.shape[0])):
+        raise ValueError(f"{parquet_path}: rows must be 0..{features.shape[0] - 1}, one per feature row")
+    return {"dicom_id": index["dicom_id"].astype(str).tolist(), "features": features,
+            "boxes": tensors["boxes"], "detected": tensors["detected"], "scores": tensors.get("scores")}
+
+
+def autocast(device: torch.device, amp: str):
+    if device.type == "cuda" and amp == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def inference_precision(generator, device: torch.device, amp: str):
+    """bf16 inference casts the weights once (autocast would re-cast every weight at every step)."""
+    if device.type == "cuda" and amp == "bf16":
+        generator = generator.to(torch.bfloat16)
+    return generator
+
+
+@torch.no_grad()
+def select_and_project(selector, features: torch.Tensor, device: torch.device,
+                       detected: torch.Tensor | None = None, chunk: int = 256):
+    """Selector logits (I, R), selection (I, R) bool and projected features (I, R, D), in chunks.
+
+    With ``detected (I, R)``, a region the detector did not find is never selected.
+    """
+    logits, selected, projected = [], [], []
+    for start in range(0, features.shape[0], chunk):
+        batch = features[start:start + chunk].to(device=device, dtype=torch.float32)  # (b, R, C)
+        found = None if detected is None else detected[start:start + chunk].to(device).bool()  # (b, R)
+        batch_logits, batch_selected = selector.select(batch, found)
+        logits.append(batch_logits.float().cpu())
+        selected.append(batch_selected.bool().cpu())
+        projected.append(selector.project(batch).float().cpu())
+    return torch.cat(logits), torch.cat(selected), torch.cat(projected)
+
+
+@torch.no_grad()
+def generate_for_pairs(generator, features: torch.Tensor, *, num_beams: int, max_new_tokens: int,
+                       batch_size: int, device: torch.device, progress: bool = True) -> list[str]:
+    """One sentence per row of ``features (S, D)``, generated in batches (in the generator's dtype)."""
+    from tqdm import tqdm
+
+    sentences: list[str] = []
+    starts = range(0, features.shape[0], batch_size)
+    for start in tqdm(starts, desc="generate", disable=not progress):
+        dtype = generator.conditioning.mlp[0].weight.dtype
+        batch = features[start:start + batch_size].to(device=device, dtype=dtype)  # (b, D)
+        sentences += generator.generate_sentences(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    return sentences
+
+
+def reference_sentences(regions: pd.DataFrame, dicom_ids: list[str]) -> dict[tuple[str, int], str]:
+    """(dicom_id, region_index) -> reference phrase ("" where the region has no sentence)."""
+    frame = regions[regions["dicom_id"].astype(str).isin(set(dicom_ids))]
+    frame = frame[frame["has_sentence"].astype(bool)]
+    return {(str(d), int(r)): str(p) for d, r, p in zip(frame["dicom_id"], frame["region_index"], frame["phrase"])}
+
+
+def predict_regions(generator, selector, region_features: dict, references: dict | None, *, num_beams: int,
+                    max_new_tokens: int, batch_size: int, device: torch.device,
+                    progress: bool = True) -> pd.DataFrame:
+    """One row per (image, region) in PREDICTION_COLUMNS order."""
+    features = region_features["features"]  # (I, R, C)
+    n_images = features.shape[0]
+    logits, selected, projected = select_and_project(selector, features, device, region_features["detected"])
+    flat_selected = selected.reshape(-1)  # (I * R,)
+    chosen = projected.reshape(-1, projected.shape[-1])[flat_selected]  # (S, D)
+    log.info("%d images, %d of %d regions selected", n_images, int(flat_selected.sum()), flat_selected.numel())
+    generated = generate_for_pairs(generator, chosen, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, device=device, progress=progress)
+    sentences = np.full(flat_selected.numel(), "", dtype=object)
+    sentences[flat_selected.numpy()] = generated
+    dicom_ids = np.repeat(np.asarray(region_features["dicom_id"], dtype=object), NUM_REGIONS)
+    region_index = np.tile(np.arange(NUM_REGIONS, dtype=np.int64), n_images)
+    boxes = region_features["boxes"].float().reshape(-1, 4).numpy()
+    references = references or {}
+    frame = pd.DataFrame({
+        "dicom_id": dicom_ids.astype(str),
+        "region_index": region_index,
+        "region": [REGIONS[i] for i in region_index],
+        "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
+        "detected": region_features["detected"].reshape(-1).bool().numpy(),
+        "selection_score": logits.reshape(-1).numpy().astype(np.float32),
+        "selected": flat_selected.numpy(),
+        "generated_sentence": sentences.astype(str),
+        "reference_sentence": [references.get((d, int(r)), "") for d, r in zip(dicom_ids, region_index)],
+    })
+    return frame[PREDICTION_COLUMNS]
+
+
+def reports_frame(predictions: pd.DataFrame, images: pd.DataFrame | None, *, similarity: str,
+                  threshold: float) -> pd.DataFrame:
+    """``dicom_id, report, reference``; reference = FINDINGS from images.parquet ("" if none)."""
+    reports = assemble_reports(predictions, similarity=similarity, threshold=threshold)
+    if images is None:
+        reports["reference"] = ""
+        return reports
+    findings = dict(zip(images["dicom_id"].astype(str), images["findings"].fillna("").astype(str)))
+    unknown = [d for d in reports["dicom_id"] if d not in findings]
+    if unknown:
+        raise ValueError(f"images.parquet has no row for {len(unknown)} image(s), e.g. {unknown[:3]}")
+    reports["reference"] = [findings[d] for d in reports["dicom_id"]]
+    return reports
+
+
+def run_generation(*, generator_folder, selector_folder, features_path, features_index, regions_path,
+                   images_path, predictions_out, reports_out, num_beams: int, max_new_tokens: int,
+                   batch_size: int, similarity: str, threshold: float, device: str = "auto",
+                   amp: str = "none", seed: int = 0, threads: int = 0, run_info_out=None) -> dict:
+    """Paths in, parquet files out: what the generate rules call."""
+    from crrg_clip.models.generator import load_generator
+    from crrg_clip.models.selector import load_selector
+    from crrg_clip.runinfo import now, write_run_info
+    from crrg_clip.runtime import describe_device, pick_device, seed_everything, set_threads
+
+    started = now()
+    set_threads(threads)
+    seed_everything(seed)
+    torch_device = pick_device(device)
+    selector = load_selector(selector_folder, torch_device)
+    generator = load_generator(generator_folder, torch_device)
+    generator = inference_precision(generator, torch_device, amp)
+    region_features = read_region_features(features_path, features_index)
+    references = None
+    if regions_path:
+        references = reference_sentences(pd.read_parquet(regions_path), region_features["dicom_id"])
+    predictions = predict_regions(generator, selector, region_features, references, num_beams=num_beams,
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size, device=torch_device)
+    images = pd.read_parquet(images_path, columns=["dicom_id", "findings"]) if images_path else None
+    reports = reports_frame(predictions, images, similarity=similarity, threshold=threshold)
+    if predictions_out:
+        Path(predictions_out).parent.mkdir(parents=True, exist_ok=True)
+        predictions.to_parquet(predictions_out, index=False)
+    Path(reports_out).parent.mkdir(parents=True, exist_ok=True)
+    reports.to_parquet(reports_out, index=False)
+    summary = {"images": len(reports), "regions_selected": int(predictions["selected"].sum()),
+               "empty_reports": int((reports["report"] == "").sum())}
+    log.info("wrote %s: %s", reports_out, summary)
+    if run_info_out:
+        write_run_info(run_info_out, started=started, device=describe_device(torch_device), seed=seed,
+                       settings={"num_beams": num_beams, "max_new_tokens": max_new_tokens,
+                                 "batch_size": batch_size, "similarity": similarity, "threshold": threshold,
+                                 "amp": amp, "generator": str(generator_folder)},
+                       extra={"summary": summary})
+    return summary
