@@ -11,6 +11,12 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/generator.smk"
+include: "workflow/rules/rrg.smk"
+include: "workflow/rules/rclip.smk"
+include: "workflow/rules/backtranslate.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
 
 
 rule all:

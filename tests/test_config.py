@@ -56,3 +56,31 @@ def test_fraction_and_count_sizes():
     config["subsamples"]["x"]["train"] = 1.5  # neither a fraction nor an integer count
     with pytest.raises(ConfigError, match=r"subsamples\.x\.train"):
         validate_config(config)
+
+
+def _leaf_keys(tree, prefix=()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _leaf_keys(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def test_paper_config_overrides_every_demo_value():
+    """`--configfile config/paper.yaml` is merged over the Snakefile's config.yaml, so every
+    value the demo sets must be set by paper.yaml too, or a demo value would leak into a
+    real run. Only demo-only sections may stay unset."""
+    demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    demo_only = {"synthetic", "demo_models"}
+    missing = []
+    for path in _leaf_keys(demo):
+        if path[0] in demo_only:
+            continue
+        node = paper
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                missing.append(".".join(map(str, path)))
+                break
+            node = node[key]
+    assert not missing, f"paper.yaml leaves demo values in force: {missing}"

@@ -1,0 +1,57 @@
+"""Combine one system's per-seed metrics files: mean and std across training seeds, and a
+bootstrap CI of the seed mean (replicate r of every seed is the same resample of the
+same test set, so the replicates are averaged across seeds before taking percentiles)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .bootstrap import percentile_ci
+
+
+def summarize(metrics_paths: Sequence[str | Path]) -> dict:
+    docs = [json.loads(Path(p).read_text()) for p in metrics_paths]
+    if not docs:
+        raise ValueError("nothing to summarize")
+    first = docs[0]
+    for path, doc in zip(metrics_paths, docs):
+        if doc["system"] != first["system"]:
+            raise ValueError(f"{path}: system {doc['system']} differs from {first['system']}")
+        boot, boot0 = doc["bootstrap"], first["bootstrap"]
+        if (boot["resamples"], boot["seed"], boot.get("ids_sha256")) != (
+            boot0["resamples"], boot0["seed"], boot0.get("ids_sha256")):
+            raise ValueError(f"{path}: bootstrap or test ids differ from {metrics_paths[0]}; "
+                             "seeds can only be combined on the same test set")
+    confidence = first["bootstrap"].get("confidence", 0.95)
+    metrics = {}
+    for name in first["metrics"]:
+        values = np.array([d["metrics"][name]["value"] for d in docs], dtype=float)
+        reps = np.array([d["bootstrap"]["replicates"][name] for d in docs], dtype=float)  # (S, R)
+        low, high = percentile_ci(np.nanmean(reps, axis=0) if len(docs) > 1 else reps[0], confidence)
+        metrics[name] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "ci_low": low, "ci_high": high,
+            "per_seed": values.tolist(),
+        }
+    out = {
+        "system": first["system"], "kind": first["kind"],
+        "seeds": [d["seed"] for d in docs], "n_seeds": len(docs),
+        "metrics": metrics,
+        "bootstrap": {k: first["bootstrap"][k] for k in ("resamples", "seed", "confidence")},
+        "metrics_files": [str(p) for p in metrics_paths],
+    }
+    for key in ("n_reports", "n", "n_positive", "tokenization"):
+        if key in first:
+            out[key] = first[key]
+    if first.get("region"):
+        out["region"] = {
+            name: {"mean": float(np.mean([d["region"]["overall"][name]["value"] for d in docs])),
+                   "per_seed": [d["region"]["overall"][name]["value"] for d in docs]}
+            for name in first["region"]["overall"]
+        }
+    return out

@@ -1,0 +1,107 @@
+"""Region detection and selection metrics from ``predictions_test.parquet``.
+
+IoU is measured in cache pixels against ``results/cache/mimic/regions.parquet``, over the
+(image, region) pairs whose ground-truth box is valid; an undetected region counts IoU 0
+(``iou``) and is left out of ``iou_detected``. Selection compares ``selected`` with
+``has_sentence`` (the region has a reference sentence).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..regions import REGIONS
+from .bootstrap import bootstrap_indices, with_ci
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of (N, 4) x1, y1, x2, y2 boxes; 0 where the union is empty."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = width * height
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def precision_recall_f1(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    tp = float(np.sum(pred & truth))
+    precision = tp / pred.sum() if pred.sum() else float("nan")
+    recall = tp / truth.sum() if truth.sum() else float("nan")
+    if precision != precision or recall != recall:
+        f1 = float("nan")
+    elif precision + recall == 0:
+        f1 = 0.0
+    else:
+        f1 = 2 * precision * recall / (precision + recall)
+    return float(precision), float(recall), float(f1)
+
+
+def join_ground_truth(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> pd.DataFrame:
+    gt = ground_truth[["dicom_id", "region_index", "x1", "y1", "x2", "y2", "box_valid", "has_sentence"]]
+    gt = gt.rename(columns={c: f"gt_{c}" for c in ("x1", "y1", "x2", "y2")}).copy()
+    gt["dicom_id"] = gt["dicom_id"].astype(str)
+    merged = predictions.merge(gt, on=["dicom_id", "region_index"], how="left", validate="1:1")
+    missing = merged["gt_box_valid"].isna()
+    merged.loc[missing, "gt_box_valid"] = False
+    merged.loc[missing, "has_sentence"] = False
+    merged["gt_box_valid"] = merged["gt_box_valid"].astype(bool)
+    merged["has_sentence"] = merged["has_sentence"].astype(bool)
+    merged["detected"] = merged["detected"].astype(bool)
+    merged["selected"] = merged["selected"].astype(bool)
+    merged["iou"] = np.where(
+        merged["gt_box_valid"] & merged["detected"],
+        box_iou(merged[["x1", "y1", "x2", "y2"]].to_numpy(float),
+                merged[["gt_x1", "gt_y1", "gt_x2", "gt_y2"]].to_numpy(float)),
+        0.0,
+    )
+    return merged
+
+
+def _overall(frame: pd.DataFrame) -> dict[str, float]:
+    valid = frame[frame["gt_box_valid"]]
+    precision, recall, f1 = precision_recall_f1(frame["selected"], frame["has_sentence"])
+    return {
+        "iou": float(valid["iou"].mean()) if len(valid) else float("nan"),
+        "iou_detected": float(valid.loc[valid["detected"], "iou"].mean())
+        if valid["detected"].any() else float("nan"),
+        "detection_rate": float(valid["detected"].mean()) if len(valid) else float("nan"),
+        "selection_precision": precision,
+        "selection_recall": recall,
+        "selection_f1": f1,
+    }
+
+
+def region_metrics(
+    predictions: pd.DataFrame,
+    ground_truth: pd.DataFrame,
+    resamples: int,
+    seed: int,
+    confidence: float = 0.95,
+) -> dict:
+    """Overall metrics with bootstrap CIs (resampling images) and a per-region breakdown."""
+    merged = join_ground_truth(predictions, ground_truth)
+    point = _overall(merged)
+    images = sorted(merged["dicom_id"].unique())
+    groups = {d: g for d, g in merged.groupby("dicom_id")}
+    indices = bootstrap_indices(len(images), resamples, seed)
+    reps: dict[str, list[float]] = {k: [] for k in point}
+    for row in indices:
+        sample = _overall(pd.concat([groups[images[i]] for i in row], ignore_index=True))
+        for k, v in sample.items():
+            reps[k].append(v)
+    per_region = []
+    for index, frame in merged.groupby("region_index"):
+        stats = _overall(frame)
+        name = REGIONS[int(index)] if 0 <= int(index) < len(REGIONS) else str(index)
+        per_region.append({"region_index": int(index), "region": name, **stats})
+    return {
+        "overall": {k: with_ci(point[k], np.array(reps[k]), confidence) for k in point},
+        "per_region": per_region,
+        "n_images": len(images),
+    }

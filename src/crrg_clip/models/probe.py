@@ -1,0 +1,85 @@
+"""The RSNA linear probe: a frozen image encoder, kept in eval mode, and ``Linear(F, 1)``.
+
+Letters: ``B`` batch, ``F`` pooled image features. The paper's "linear layer, input 224,
+output 1" means images of side 224 into ``Linear(2048, 1)`` on ResNet-50 features.
+
+Encoders (the ``{encoder}`` wildcard): ``rclip_radiologist`` / ``rclip_generated`` (the image
+tower of an R-CLIP model folder), ``random_init`` (a seeded random ResNet) and
+``imagenet_init`` (a local torchvision ImageNet state dict).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..modelio import read_model_config, save_model_folder
+from .clip import ImageEncoder, load_clip_image_encoder
+
+ENCODERS = ("rclip_radiologist", "rclip_generated", "random_init", "imagenet_init")
+
+
+class LinearProbe(nn.Module):
+    """Frozen encoder + linear head. ``train()`` never puts the encoder in training mode."""
+
+    def __init__(self, encoder: ImageEncoder):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False).eval()
+        self.head = nn.Linear(encoder.feature_dim, 1)
+
+    def train(self, mode: bool = True) -> "LinearProbe":
+        super().train(mode)
+        self.encoder.eval()  # BatchNorm statistics stay those of pretraining
+        return self
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images).float()  # (B, F)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).squeeze(-1)  # (B,) logits
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(images))  # (B,)
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self(images))  # (B,)
+
+
+def build_encoder(kind: str, *, arch: str, seed: int, clip_folder: str | Path | None = None,
+                  image_weights: str | Path | None = None) -> ImageEncoder:
+    """The frozen encoder of one probe row."""
+    if kind not in ENCODERS:
+        raise ValueError(f"probe encoder {kind!r}: expected one of {ENCODERS}")
+    if kind.startswith("rclip_"):
+        if not clip_folder:
+            raise ValueError(f"probe encoder {kind}: needs the R-CLIP model folder")
+        return load_clip_image_encoder(clip_folder)
+    if kind == "imagenet_init":
+        if not image_weights:
+            raise ValueError("probe encoder imagenet_init: rclip.image_weights is not set")
+        return ImageEncoder(arch, image_weights)
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # random_init: the same random network for a given seed
+    encoder = ImageEncoder(arch)
+    torch.set_rng_state(generator_state)
+    return encoder
+
+
+def save_probe(folder: str | Path, probe: LinearProbe, config: dict) -> None:
+    save_model_folder(folder, probe, {
+        "kind": "rsna_probe", "image_encoder": probe.encoder.arch,
+        "feature_dim": probe.encoder.feature_dim, **config})
+
+
+def load_probe(folder: str | Path, device: torch.device | str = "cpu") -> tuple[LinearProbe, dict]:
+    config = read_model_config(folder)
+    if config.get("kind") != "rsna_probe":
+        raise ValueError(f"{folder}: not an RSNA probe folder (kind={config.get('kind')!r})")
+    probe = LinearProbe(ImageEncoder(config["image_encoder"]))
+    probe.load_state_dict(load_file(str(Path(folder) / "model.safetensors"), device=str(device)))
+    return probe.to(device).eval(), config

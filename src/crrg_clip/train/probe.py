@@ -1,0 +1,250 @@
+"""Train the RSNA linear probe on a frozen encoder; predict the test split.
+
+- Training images (RSNA ``train`` split, ``in_train_subset``): RandomResizedCrop to
+  ``probe.image_size`` with area fraction in ``probe.crop_scale`` (aspect 3/4..4/3) and a
+  brightness / contrast jitter, drawn fresh each epoch from a generator seeded by
+  ``(seed, epoch, index)``. The features are therefore recomputed every epoch (the faithful
+  path; caching frozen features is only valid without augmentation).
+- Validation and test images: Resize + CenterCrop to ``probe.image_size``, no randomness,
+  so their frozen features are computed once and cached for every epoch.
+- Model selection: the epoch with the lowest validation BCE (``fit`` keeps it). The
+  validation loss is smoother than the AUC on small validation sets; the AUC is logged per
+  epoch and recorded for the chosen epoch in run.json.
+- Batches come from ``epoch_batches`` without ``drop_last``: 3 images with batch 32 still
+  train one batch per epoch (the RSNA 1% trap of FORMATS.md), and an empty epoch is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from torch.nn import functional as F
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from ..data.clip_dataset import item_generator
+from ..models.probe import LinearProbe, build_encoder, save_probe
+from ..runinfo import now, write_run_info
+from ..runtime import describe_device, seed_everything
+from .clip import file_stamp, reset_stale_checkpoint
+from .loop import epoch_batches, fit, plot_loss_curve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProbeSettings:
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    image_size: int = 224
+    crop_scale: list = field(default_factory=lambda: [0.8, 1.0])
+    color_jitter: dict = field(default_factory=lambda: {"brightness": 0.1, "contrast": 0.2,
+                                                        "saturation": 0.2, "hue": 0.1})
+    num_workers: int = 0
+
+    @classmethod
+    def from_config(cls, values: dict) -> "ProbeSettings":
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+def _uniform(g: torch.Generator, low: float, high: float) -> float:
+    return float(low + (high - low) * torch.rand((), generator=g))
+
+
+def crop_box(height: int, width: int, scale, g: torch.Generator, ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of a random crop covering ``scale`` of the area; whole image after 10 misses."""
+    area = height * width
+    for _ in range(10):
+        target = area * _uniform(g, scale[0], scale[1])
+        aspect = math.exp(_uniform(g, math.log(ratio[0]), math.log(ratio[1])))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(height - h + 1, (), generator=g))
+            left = int(torch.randint(width - w + 1, (), generator=g))
+            return top, left, h, w
+    return 0, 0, height, width
+
+
+def train_view(image: np.ndarray, size: int, crop_scale, jitter: dict, g: torch.Generator) -> torch.Tensor:
+    """uint8 (S, S) -> augmented float (1, size, size) in [0, 1]."""
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).div_(255.0)[None]  # (1, S, S)
+    top, left, h, w = crop_box(x.shape[-2], x.shape[-1], crop_scale, g)
+    x = TF.resized_crop(x, top, left, h, w, [size, size], interpolation=InterpolationMode.BILINEAR,
+                        antialias=True)
+    b, c = float(jitter.get("brightness", 0.0)), float(jitter.get("contrast", 0.0))
+    x = x * _uniform(g, max(0.0, 1 - b), 1 + b)
+    mean = x.mean()
+    x = (x - mean) * _uniform(g, max(0.0, 1 - c), 1 + c) + mean
+    # Saturation and hue jitter (PROTOCOL.md lists 20% / 10%) are no-ops on a greyscale
+    # image: it has no chroma to scale or rotate, so they are deliberately not applied.
+    return x.clamp_(0.0, 1.0)
+
+
+def eval_view(image: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (S, S) -> float (1, size, size): Resize (shorter side) + CenterCrop."""
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).div_(255.0)[None]  # (1, S, S)
+    x = TF.resize(x, [size], interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(x, [size, size])
+
+
+class RSNAViews(torch.utils.data.Dataset):
+    def __init__(self, images: np.ndarray, rows: np.ndarray, labels: np.ndarray, *, size: int, mean: float,
+                 std: float, train: bool, crop_scale=(0.8, 1.0), jitter: dict | None = None, seed: int = 0):
+        self.images, self.rows, self.labels = images, rows, labels
+        self.size, self.mean, self.std, self.train = size, mean, std, train
+        self.crop_scale, self.jitter, self.seed = crop_scale, jitter or {}, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        image = self.images[int(self.rows[i])]
+        if self.train:
+            x = train_view(image, self.size, self.crop_scale, self.jitter, item_generator(self.seed, self.epoch, i))
+        else:
+            x = eval_view(image, self.size)
+        return (x - self.mean) / self.std, torch.tensor(float(self.labels[i]))
+
+
+def split_frame(index: pd.DataFrame, index_path: str) -> dict[str, pd.DataFrame]:
+    need = {"patientId", "row", "label", "split", "in_train_subset"}
+    missing = need - set(index.columns)
+    if missing:
+        raise ValueError(f"{index_path}: missing column(s) {sorted(missing)}")
+    parts = {
+        "train": index[(index["split"] == "train") & index["in_train_subset"].astype(bool)],
+        "valid": index[index["split"] == "valid"],
+        "test": index[index["split"] == "test"],
+    }
+    for name, part in parts.items():
+        if part.empty:
+            raise ValueError(f"{index_path}: the RSNA {name} split is empty")
+    return {k: v.reset_index(drop=True) for k, v in parts.items()}
+
+
+def auc_or_nan(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else float("nan")
+
+
+def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_kind: str, out_dir: Path | str,
+                checkpoint_dir: Path | str, settings: ProbeSettings, arch: str, normalize: dict, seed: int,
+                device: torch.device, clip_folder: Path | str | None = None, image_weights: str | None = None,
+                amp: bool = True, progress: bool = True) -> dict:
+    """Train the probe of one encoder; write the model folder, metrics, predictions and run.json."""
+    started = now()
+    out_dir = Path(out_dir)
+    seed_everything(seed)
+    index = pd.read_parquet(cache_index)
+    images = np.load(cache_images, mmap_mode="r")  # (N, S, S) uint8
+    if images.ndim != 3 or len(images) != len(index):
+        raise ValueError(f"{cache_images}: expected (N, S, S) with N = {len(index)} rows of {cache_index}, "
+                         f"got shape {images.shape}")
+    parts = split_frame(index, str(cache_index))
+    log.info("RSNA probe (%s): %d train (%d positive), %d valid, %d test images", encoder_kind,
+             len(parts["train"]), int(parts["train"]["label"].sum()), len(parts["valid"]), len(parts["test"]))
+    stamp_inputs = [cache_images, cache_index] + ([Path(clip_folder) / "model.safetensors"] if clip_folder else [])
+    reset_stale_checkpoint(checkpoint_dir, {"settings": {k: v for k, v in asdict(settings).items() if k != "num_workers"},
+                                            "seed": seed, "encoder": encoder_kind,
+                                            "inputs": file_stamp(*stamp_inputs)})
+
+    encoder = build_encoder(encoder_kind, arch=arch, seed=seed, clip_folder=clip_folder, image_weights=image_weights)
+    probe = LinearProbe(encoder).to(device)
+    torch.manual_seed(seed)
+    torch.nn.init.zeros_(probe.head.bias)
+    optimizer = torch.optim.AdamW(probe.head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    mean, std = float(normalize["mean"]), float(normalize["std"])
+    use_amp = amp and device.type == "cuda"
+
+    def views(part, train):
+        return RSNAViews(images, part["row"].to_numpy(), part["label"].to_numpy(), size=settings.image_size,
+                         mean=mean, std=std, train=train, crop_scale=settings.crop_scale,
+                         jitter=settings.color_jitter, seed=seed)
+
+    def loader(dataset, batches):
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers,
+                                           pin_memory=device.type == "cuda")
+
+    def features(images_batch):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            return probe.features(images_batch.to(device, non_blocking=True))
+
+    probe.eval()
+    cached = {}
+    for name in ("valid", "test"):  # deterministic views: frozen features computed once
+        dataset = views(parts[name], train=False)
+        batches = epoch_batches(len(dataset), max(settings.batch_size, 64), seed=seed, epoch=0, shuffle=False)
+        cached[name] = torch.cat([features(x) for x, _ in loader(dataset, batches)])  # (N, F)
+    labels = {name: torch.tensor(parts[name]["label"].to_numpy(), dtype=torch.float32, device=device)
+              for name in ("valid", "test")}
+    train_set = views(parts["train"], train=True)
+    val_aucs: dict[int, float] = {}
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        train_set.set_epoch(epoch)
+        batches = epoch_batches(len(train_set), settings.batch_size, seed=seed, epoch=epoch)
+        total, count = 0.0, 0
+        for x, y in tqdm(loader(train_set, batches), total=len(batches), desc=f"probe epoch {epoch}",
+                         disable=not progress, mininterval=5):
+            logits = probe.classify(features(x))  # (B,)
+            loss = F.binary_cross_entropy_with_logits(logits, y.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        val_aucs[epoch] = _val_auc()
+        log.info("epoch %d: val AUC %.4f", epoch, val_aucs[epoch])
+        return {"loss": total / count}
+
+    def _val_auc() -> float:
+        with torch.no_grad():
+            probs = torch.sigmoid(probe.classify(cached["valid"])).cpu().numpy()
+        return auc_or_nan(parts["valid"]["label"].to_numpy(), probs)
+
+    def validate() -> float:
+        logits = probe.classify(cached["valid"])
+        return float(F.binary_cross_entropy_with_logits(logits, labels["valid"]))
+
+    metrics_path = out_dir / "metrics.tsv"
+    history = fit(probe, optimizer, train_epoch=train_epoch, validate=validate, epochs=settings.epochs,
+                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path)
+    probe.eval()
+    with torch.no_grad():
+        test_prob = torch.sigmoid(probe.classify(cached["test"])).cpu().numpy()
+    results = {
+        "best_epoch": history.best_epoch, "best_val_loss": history.best_val,
+        "val_auc": _val_auc(),
+        "test_auc": auc_or_nan(parts["test"]["label"].to_numpy(), test_prob),
+        "test_accuracy": float(((test_prob >= 0.5) == parts["test"]["label"].to_numpy().astype(bool)).mean()),
+    }
+    predictions = pd.DataFrame({"patientId": parts["test"]["patientId"].astype(str),
+                                "label": parts["test"]["label"].astype("int64"),
+                                "prob": test_prob.astype("float64")})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(out_dir / "predictions_test.parquet", index=False)
+    probe.to("cpu")
+    save_probe(out_dir, probe, {"encoder": encoder_kind, "image_size": settings.image_size,
+                                "normalize": {"mean": mean, "std": std}, **results})
+    plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"RSNA probe ({encoder_kind}), seed {seed}")
+    write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
+                   settings=asdict(settings), extra={
+                       "encoder": encoder_kind, "clip_folder": str(clip_folder) if clip_folder else None,
+                       "image_weights": image_weights, "n_train": len(parts["train"]),
+                       "n_valid": len(parts["valid"]), "n_test": len(parts["test"]), **results})
+    log.info("probe %s: %s", encoder_kind, results)
+    return results

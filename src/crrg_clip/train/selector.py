@@ -1,0 +1,142 @@
+"""Train the RRG region selector (stage 2) on extracted region features.
+
+Inputs are the detector's features for the subsample's train and valid splits plus the region
+labels (``has_sentence``, ``is_abnormal``) from the cache's region table. Loss = 5 x select +
+5 x abnormal over detected regions; AdamW + ReduceLROnPlateau; best by validation loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from crrg_clip.data.region_dataset import read_region_targets
+from crrg_clip.models.selector import RegionSelector, SelectorConfig, save_selector, total_loss
+from crrg_clip.region_features import load_region_features
+from crrg_clip.runinfo import now, write_run_info
+from crrg_clip.runtime import describe_device, seed_everything
+from crrg_clip.train.detector import Schedule, make_optimizer, reset_stale_checkpoint
+from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SelectorData:
+    """Region features and labels of one split (letters: N images, R regions, C channels)."""
+
+    dicom_ids: list[str]
+    features: torch.Tensor  # (N, R, C) float16
+    detected: torch.Tensor  # (N, R) bool
+    has_sentence: torch.Tensor  # (N, R) bool
+    is_abnormal: torch.Tensor  # (N, R) bool
+
+    def __len__(self) -> int:
+        return len(self.dicom_ids)
+
+    def batch(self, indices: list[int], device) -> tuple[torch.Tensor, ...]:
+        idx = torch.as_tensor(indices)
+        return tuple(t[idx].to(device) for t in (self.features, self.has_sentence, self.is_abnormal, self.detected))
+
+
+def load_selector_data(features_path, regions_path, rows_path=None) -> SelectorData:
+    tensors, frame = load_region_features(features_path, rows_path)
+    ids = frame["dicom_id"].tolist()
+    labels = read_region_targets(regions_path, ids)
+    if not tensors["detected"].any():
+        raise ValueError(f"{features_path}: the detector found no region in any image; nothing to train on")
+    return SelectorData(ids, tensors["features"], tensors["detected"],
+                        torch.from_numpy(labels.has_sentence), torch.from_numpy(labels.is_abnormal))
+
+
+def selection_metrics(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> dict[str, float]:
+    """Precision / recall / F1 of ``selected`` against ``has_sentence`` over all (image, region) pairs."""
+    model.eval()
+    tp = fp = fn = 0
+    for start in range(0, len(data), batch_size):
+        feats, has_sentence, _, detected = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
+        _, selected = model.select(feats, detected)
+        tp += int((selected & has_sentence).sum())
+        fp += int((selected & ~has_sentence).sum())
+        fn += int((~selected & has_sentence).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+class SelectorTrainer:
+    def __init__(self, model: RegionSelector, train: SelectorData, valid: SelectorData, schedule: Schedule, *,
+                 device: torch.device, seed: int, progress: bool = True):
+        self.model, self.train, self.valid, self.schedule = model.to(device), train, valid, schedule
+        self.device, self.seed, self.progress = device, seed, progress
+        self.optimizer, self.scheduler = make_optimizer(model, schedule)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        batches = epoch_batches(len(self.train), self.schedule.batch_size, seed=self.seed, epoch=epoch)
+        for batch in tqdm(batches, desc=f"selector epoch {epoch + 1}", disable=not self.progress):
+            losses = self.model(*self.train.batch(batch, self.device))
+            loss = total_loss(losses)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            for k, v in {"loss": loss, **losses}.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(batch)
+        return {k: v / len(self.train) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        self.model.eval()
+        total = 0.0
+        for batch in epoch_batches(len(self.valid), self.schedule.batch_size, seed=0, epoch=0, shuffle=False):
+            total += float(total_loss(self.model(*self.valid.batch(batch, self.device)))) * len(batch)
+        return total / len(self.valid)
+
+    def fit(self, checkpoint_dir, metrics_path) -> History:
+        return fit(self.model, self.optimizer, train_epoch=self.train_epoch, validate=self.validate,
+                   epochs=self.schedule.epochs, checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
+                   scheduler=self.scheduler)
+
+
+def train_selector(*, train_features, valid_features, regions_path, train_rows=None, valid_rows=None, out_dir, checkpoint_dir,
+                   region_feature_dim: int, abnormal_classifier: bool, selection_pos_weight: float,
+                   abnormal_pos_weight: float, selection_threshold: float, schedule: Schedule,
+                   device: torch.device, seed: int, detector_folder: str | None = None,
+                   progress: bool = True) -> dict:
+    started = now()
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    train = load_selector_data(train_features, regions_path, train_rows)
+    valid = load_selector_data(valid_features, regions_path, valid_rows)
+    config = SelectorConfig(in_channels=int(train.features.shape[-1]), region_feature_dim=region_feature_dim,
+                            abnormal_classifier=abnormal_classifier, selection_pos_weight=selection_pos_weight,
+                            abnormal_pos_weight=abnormal_pos_weight, selection_threshold=selection_threshold)
+    log.info("selector: %d training images (%.1f%% regions detected, %.1f%% with a sentence), %d validation",
+             len(train), 100 * train.detected.float().mean(), 100 * train.has_sentence.float().mean(), len(valid))
+    settings = {"model": asdict(config), "schedule": asdict(schedule), "seed": seed,
+                "train_features": str(train_features), "valid_features": str(valid_features),
+                "n_train": len(train), "n_valid": len(valid)}
+    reset_stale_checkpoint(checkpoint_dir, settings)
+    model = RegionSelector(config)
+    trainer = SelectorTrainer(model, train, valid, schedule, device=device, seed=seed, progress=progress)
+    t0 = time.perf_counter()
+    history = trainer.fit(checkpoint_dir, out_dir / "metrics.tsv")
+    seconds = time.perf_counter() - t0
+    metrics = selection_metrics(model, valid, device)
+    log.info("selector validation (best epoch %d): precision %.3f recall %.3f F1 %.3f", history.best_epoch,
+             metrics["precision"], metrics["recall"], metrics["f1"])
+    save_selector(out_dir, model.cpu(), extra={"best_epoch": history.best_epoch, "best_val_loss": history.best_val,
+                                               "detector": detector_folder})
+    plot_loss_curve(out_dir / "metrics.tsv", out_dir / "loss_curve.png", "RRG region selection")
+    summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val, "train_seconds": seconds,
+               "valid_selection": metrics}
+    write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
+                   settings=settings, extra={"summary": summary})
+    return summary

@@ -1,0 +1,271 @@
+"""RRG stage 1: detector structure, predict contract, augmentation geometry, cache datasets."""
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from crrg_clip.data.region_dataset import (
+    AugmentConfig, DetectorData, Normalize, affine_boxes, affine_image, augment, item_generator,
+    load_detector_data, read_region_targets,
+)
+from crrg_clip.models.detector import DetectorConfig, RegionDetector, build_backbone, load_detector, save_detector
+from crrg_clip.regions import NUM_REGIONS, REGIONS
+
+SIZE = 64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest (and identically) on one thread, even on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(**overrides) -> DetectorConfig:
+    values = dict(backbone="resnet18", image_size=SIZE, anchor_sizes=[8, 16, 32], anchor_ratios=[0.5, 1.0, 2.0],
+                  roi_output_size=2)
+    values.update(overrides)
+    return DetectorConfig(**values)
+
+
+def make_synthetic_cache(root, n_images: int = 12, size: int = SIZE, seed: int = 0, empty_ids=()):
+    """A tiny cache in the FILES.md layout: bright rectangles at the boxes of 4 regions per image."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    images = np.zeros((n_images, size, size), dtype=np.uint8)
+    ids = [f"d{i:03d}" for i in range(n_images)]
+    rows = []
+    for i, dicom_id in enumerate(ids):
+        for r in range(NUM_REGIONS):
+            valid = r < 4 and dicom_id not in empty_ids
+            if valid:
+                x1, y1 = rng.integers(2, size // 2, size=2)
+                w, h = rng.integers(8, size // 2 - 2, size=2)
+                images[i, y1:y1 + h, x1:x1 + w] = 60 + 40 * r
+                box = [float(x1), float(y1), float(x1 + w), float(y1 + h)]
+            else:
+                box = [np.nan] * 4
+            rows.append({"dicom_id": dicom_id, "region_index": r, "region": REGIONS[r],
+                         "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3], "box_valid": valid,
+                         "phrase": "x" if valid and r % 2 == 0 else "", "has_sentence": valid and r % 2 == 0,
+                         "is_abnormal": valid and r == 0})
+    np.save(root / "images.npy", images)
+    pd.DataFrame({"dicom_id": ids, "row": np.arange(n_images, dtype=np.int64), "study_id": np.arange(n_images),
+                  "view_position": "PA", "scale": 1.0, "pad_x": 0.0, "pad_y": 0.0, "width": size,
+                  "height": size}).to_parquet(root / "index.parquet", index=False)
+    pd.DataFrame(rows).to_parquet(root / "regions.parquet", index=False)
+    splits = ["train"] * (n_images - 4) + ["valid"] * 2 + ["test"] * 2
+    pd.DataFrame({"dicom_id": ids, "subject_id": np.arange(n_images), "study_id": np.arange(n_images),
+                  "split": splits}).to_parquet(root / "split.parquet", index=False)
+    return root
+
+
+def batch_for(n=2):
+    torch.manual_seed(0)
+    images = torch.randn(n, 1, SIZE, SIZE)
+    targets = [{"boxes": torch.tensor([[4.0, 4.0, 30.0, 30.0], [10.0, 12.0, 60.0, 50.0]]),
+                "labels": torch.tensor([1, 29])} for _ in range(n)]
+    return images, targets
+
+
+def test_forward_returns_torchvision_loss_dict_and_trains():
+    torch.manual_seed(0)
+    model = RegionDetector(tiny_config()).train()
+    images, targets = batch_for()
+    losses = model(images, targets)
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.frcnn.backbone[0].weight.grad is not None
+    assert model.frcnn.roi_heads.box_predictor.cls_score.out_features == NUM_REGIONS + 1
+    # one feature map, one anchor tuple: sizes x ratios anchors per location
+    assert model.frcnn.rpn.anchor_generator.num_anchors_per_location() == [9]
+    with pytest.raises(RuntimeError, match="train mode"):
+        model.eval()(images, targets)
+
+
+def test_no_rescaling_by_torchvision_transform():
+    model = RegionDetector(tiny_config()).eval()
+    image_list, _ = model.frcnn.transform([torch.randn(1, SIZE, SIZE)])
+    assert image_list.image_sizes == [(SIZE, SIZE)]
+
+
+def test_predict_contract_and_undetected_fallback():
+    torch.manual_seed(0)
+    images, _ = batch_for(3)
+    model = RegionDetector(tiny_config(detection_min_score=0.0))
+    out = model.predict(images)
+    assert out["boxes"].shape == (3, NUM_REGIONS, 4)
+    assert out["scores"].shape == (3, NUM_REGIONS)
+    assert out["detected"].dtype == torch.bool and out["detected"].shape == (3, NUM_REGIONS)
+    assert out["features"].shape == (3, NUM_REGIONS, 512)
+    detected = out["detected"]
+    assert detected.any()
+    b = out["boxes"][detected]
+    assert (b >= 0).all() and (b <= SIZE).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+    # the same detector with an unreachable score threshold: nothing detected, boxes/features zero
+    model.config.detection_min_score = 1.01
+    none = model.predict(images)
+    assert not none["detected"].any()
+    assert (none["boxes"] == 0).all() and (none["features"] == 0).all()
+    torch.testing.assert_close(none["scores"], out["scores"])
+
+
+def test_region_features_are_roialign_average_of_c5_at_the_box():
+    torch.manual_seed(0)
+    model = RegionDetector(tiny_config(detection_min_score=0.0)).eval()
+    images, _ = batch_for(1)
+    out = model.predict(images)
+    c5 = model.frcnn.backbone(images)  # (1, C, 2, 2)
+    r = int(torch.nonzero(out["detected"][0])[0])
+    box = out["boxes"][0, r]
+    expected = torchvision.ops.roi_align(c5, [box[None]], output_size=2, spatial_scale=c5.shape[-1] / SIZE,
+                                         sampling_ratio=2).mean(dim=(2, 3))[0]
+    torch.testing.assert_close(out["features"][0, r], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_conv1_from_rgb_sum_and_frozen_bn_with_weights(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pt"
+    torch.save(reference.state_dict(), path)
+    body = build_backbone("resnet18", path, frozen_batchnorm=True)
+    assert body[0].in_channels == 1
+    torch.testing.assert_close(body[0].weight, reference.conv1.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(body[4][0].conv1.weight, reference.layer1[0].conv1.weight)
+    assert isinstance(body[1], FrozenBatchNorm2d)
+    assert body.out_channels == 512
+    with pytest.raises(FileNotFoundError, match="backbone_weights"):
+        build_backbone("resnet18", tmp_path / "missing.pt", frozen_batchnorm=True)
+
+
+def test_loss_mode_keeps_batchnorm_statistics():
+    torch.manual_seed(0)
+    model = RegionDetector(tiny_config()).eval()
+    before = model.frcnn.backbone[1].running_mean.clone()
+    images, targets = batch_for()
+    with torch.no_grad(), model.loss_mode():
+        losses = model(images, targets)
+    assert set(losses) >= {"loss_classifier"}
+    torch.testing.assert_close(model.frcnn.backbone[1].running_mean, before)
+    assert not model.training
+
+
+def test_save_and_load_model_folder(tmp_path):
+    torch.manual_seed(0)
+    model = RegionDetector(tiny_config(detection_min_score=0.0))
+    images, targets = batch_for()
+    model.train()(images, targets)  # updates batch-norm statistics
+    save_detector(tmp_path / "det", model)
+    loaded = load_detector(tmp_path / "det")
+    assert loaded.config == model.config
+    a, b = model.predict(images), loaded.predict(images)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_affine_moves_boxes_with_the_content():
+    image = torch.zeros(1, SIZE, SIZE)
+    image[0, 20:40, 10:30] = 1.0  # box x 10..30, y 20..40
+    box = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    for angle, shift in [(0.0, (5.0, -3.0)), (10.0, (0.0, 0.0)), (-7.0, (2.5, 4.0))]:
+        moved = affine_image(image, angle, shift)[0]
+        ys, xs = torch.nonzero(moved > 0.5, as_tuple=True)
+        content = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+        torch.testing.assert_close(affine_boxes(box, angle, shift, SIZE)[0], content, atol=1.6, rtol=0)
+
+
+def test_affine_box_leaving_the_image_is_not_a_target():
+    box = torch.tensor([[60.0, 10.0, 63.5, 20.0]])
+    assert torch.isnan(affine_boxes(box, 0.0, (10.0, 0.0), SIZE)).all()
+
+
+def test_augment_is_seeded_and_bounded():
+    image = torch.rand(1, SIZE, SIZE)
+    boxes = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    cfg = AugmentConfig(brightness=0.1, contrast=0.1, noise_std=0.02, translate_fraction=0.05, rotate_degrees=3)
+    a = augment(image, boxes, cfg, item_generator(0, 1, 5))
+    b = augment(image, boxes, cfg, item_generator(0, 1, 5))
+    c = augment(image, boxes, cfg, item_generator(0, 2, 5))
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    assert a[0].min() >= 0 and a[0].max() <= 1
+    # translate <= 5% of 64 px, rotation 3 deg about the centre: corners move a few pixels at most
+    assert (a[1] - boxes).abs().max() < 0.05 * SIZE + SIZE * math.sin(math.radians(3)) + 1
+
+
+def test_region_targets_pivot(tmp_path):
+    frame = pd.DataFrame([
+        {"dicom_id": "a", "region_index": 0, "x1": 1.0, "y1": 2.0, "x2": 5.0, "y2": 9.0, "box_valid": True,
+         "has_sentence": True, "is_abnormal": False},
+        {"dicom_id": "a", "region_index": 3, "x1": 1.0, "y1": 2.0, "x2": 5.0, "y2": 9.0, "box_valid": False,
+         "has_sentence": False, "is_abnormal": True},
+        {"dicom_id": "b", "region_index": 28, "x1": np.nan, "y1": np.nan, "x2": np.nan, "y2": np.nan,
+         "box_valid": False, "has_sentence": True, "is_abnormal": False},
+    ])
+    frame.to_parquet(tmp_path / "regions.parquet")
+    t = read_region_targets(tmp_path / "regions.parquet", ["b", "a", "c"])
+    assert t.boxes.shape == (3, NUM_REGIONS, 4)
+    np.testing.assert_array_equal(t.boxes[1, 0], [1, 2, 5, 9])
+    assert np.isnan(t.boxes[1, 3]).all()  # box_valid False -> not a target even with coordinates
+    assert np.isnan(t.boxes[2]).all()  # image without any row
+    assert t.valid_box().sum() == 1
+    assert t.has_sentence[0, 28] and t.has_sentence[1, 0] and t.has_sentence.sum() == 2
+    assert t.is_abnormal[1, 3]
+
+
+def test_detector_data_skips_images_without_boxes_loudly(tmp_path, caplog):
+    root = make_synthetic_cache(tmp_path / "cache", empty_ids=("d001",))
+    with caplog.at_level(logging.WARNING):
+        data = load_detector_data(images_path=root / "images.npy", index_path=root / "index.parquet",
+                                  regions_path=root / "regions.parquet", split_path=root / "split.parquet",
+                                  split="train", normalize=Normalize(0.5, 0.25), require_boxes=True)
+    assert data.skipped_no_boxes == ["d001"]
+    assert "skipped 1 image(s) with no valid region box" in caplog.text
+    assert len(data) == 7 and "d001" not in data.dicom_ids
+    images, targets = data.batch([0, 1])
+    assert images.shape == (2, 1, SIZE, SIZE)
+    raw = np.load(root / "images.npy")[data.rows[0]].astype(np.float32) / 255
+    torch.testing.assert_close(images[0, 0], (torch.from_numpy(raw) - 0.5) / 0.25)
+    assert targets[0]["labels"].tolist() == [1, 2, 3, 4]  # label = region_index + 1
+    assert targets[0]["boxes"].shape == (4, 4)
+
+
+def test_detector_data_missing_from_cache_is_logged(tmp_path, caplog):
+    root = make_synthetic_cache(tmp_path / "cache")
+    index = pd.read_parquet(root / "index.parquet")
+    index[index["dicom_id"] != "d000"].to_parquet(root / "index.parquet")
+    with caplog.at_level(logging.WARNING):
+        data = load_detector_data(images_path=root / "images.npy", index_path=root / "index.parquet",
+                                  regions_path=root / "regions.parquet", split_path=root / "split.parquet",
+                                  split="train", normalize=Normalize())
+    assert "1 of 8 images are not in the cache" in caplog.text and len(data) == 7
+
+
+def test_train_detector_writes_model_folder(tmp_path):
+    from crrg_clip.train.detector import Schedule, train_detector
+
+    root = make_synthetic_cache(tmp_path / "cache")
+    out = tmp_path / "rrg" / "detector"
+    summary = train_detector(
+        images_path=root / "images.npy", index_path=root / "index.parquet", regions_path=root / "regions.parquet",
+        split_path=root / "split.parquet", out_dir=out, checkpoint_dir=tmp_path / "ckpt",
+        model_config=tiny_config(), backbone_weights=None, schedule=Schedule(epochs=2, batch_size=4, lr=1e-3),
+        augment_cfg=AugmentConfig(), normalize=Normalize(), device=torch.device("cpu"), seed=0, progress=False)
+    for name in ("config.json", "model.safetensors", "metrics.tsv", "loss_curve.png", "run.json"):
+        assert (out / name).exists(), name
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t")
+    assert list(metrics["epoch"]) == [0, 1]
+    assert {"train_loss", "train_loss_classifier", "val_loss", "lr"} <= set(metrics.columns)
+    assert summary["best_val_loss"] == metrics["val_loss"].min()
+    assert (tmp_path / "ckpt" / "last.pt").exists()
+    load_detector(out)

@@ -1,0 +1,105 @@
+"""RSNA linear probe: frozen encoder in eval mode, tiny subsets still train, model selection."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crrg_clip.models.clip import ImageEncoder
+from crrg_clip.models.probe import LinearProbe, build_encoder, load_probe
+from crrg_clip.train.probe import ProbeSettings, crop_box, eval_view, train_probe, train_view
+
+
+def rsna_cache(tmp_path, n=30, size=48, n_train_subset=3, seed=0):
+    """Positives carry a bright disc; splits 50 / 25 / 25 %; ``n_train_subset`` training images used."""
+    rng = np.random.default_rng(seed)
+    labels = np.array([i % 2 for i in range(n)])
+    images = (rng.random((n, size, size)) * 60).astype(np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    for i in np.flatnonzero(labels):
+        cy, cx = rng.integers(12, size - 12, 2)
+        images[i][(yy - cy) ** 2 + (xx - cx) ** 2 < 36] = 230
+    split = np.array(["train"] * (n // 2) + ["valid"] * (n // 4) + ["test"] * (n - n // 2 - n // 4))
+    in_subset = np.zeros(n, bool)
+    in_subset[np.flatnonzero(split == "train")[:n_train_subset]] = True
+    index = pd.DataFrame({"patientId": [f"p{i:03d}" for i in range(n)], "row": np.arange(n), "label": labels,
+                          "split": split, "in_train_subset": in_subset})
+    np.save(tmp_path / "images.npy", images)
+    index.to_parquet(tmp_path / "index.parquet", index=False)
+    return tmp_path / "images.npy", tmp_path / "index.parquet"
+
+
+def test_encoder_stays_frozen_and_in_eval_mode_after_training_steps():
+    torch.manual_seed(0)
+    probe = LinearProbe(ImageEncoder("resnet18"))
+    before = {k: v.clone() for k, v in probe.encoder.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in probe.parameters() if p.requires_grad], lr=0.1)
+    probe.train()
+    for _ in range(3):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe(torch.randn(4, 1, 32, 32)), torch.ones(4))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert probe.training and probe.head.training and not probe.encoder.training
+    assert not any(m.training for m in probe.encoder.modules())
+    assert all(not p.requires_grad for p in probe.encoder.parameters())
+    after = probe.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN running stats included
+    assert [n for n, p in probe.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+
+
+def test_three_images_with_batch_32_train_every_epoch_and_write_outputs(tmp_path):
+    images, index = rsna_cache(tmp_path, n_train_subset=3)
+    settings = ProbeSettings(epochs=3, batch_size=32, lr=1e-2, image_size=32)
+    out = tmp_path / "probe"
+    result = train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
+                         checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
+                         normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"),
+                         progress=False)
+    metrics = pd.read_csv(out / "metrics.tsv", sep="\t")
+    assert len(metrics) == 3 and metrics["train_loss"].notna().all()
+    assert metrics["train_loss"].gt(0).all()
+    predictions = pd.read_parquet(out / "predictions_test.parquet")
+    assert list(predictions.columns) == ["patientId", "label", "prob"]
+    assert len(predictions) == 8 and predictions["prob"].between(0, 1).all()
+    # model selection: the kept epoch is the one with the lowest validation loss
+    assert result["best_epoch"] == int(metrics["val_loss"].idxmin())
+    config = json.loads((out / "config.json").read_text())
+    assert config["best_epoch"] == result["best_epoch"]
+    probe, _ = load_probe(out)
+    x = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in range(22, 30)])
+    assert np.allclose(probe.predict_proba(x).numpy(), predictions["prob"].to_numpy(), atol=1e-5)
+    assert json.loads((out / "run.json").read_text())["n_train"] == 3
+
+
+def test_probe_learns_a_separable_signal(tmp_path):
+    images, index = rsna_cache(tmp_path, n=64, n_train_subset=32)
+    settings = ProbeSettings(epochs=6, batch_size=8, lr=5e-2, image_size=32)
+    result = train_probe(cache_images=images, cache_index=index, encoder_kind="random_init",
+                         out_dir=tmp_path / "p", checkpoint_dir=tmp_path / "c", settings=settings,
+                         arch="resnet18", normalize={"mean": 0.471, "std": 0.302}, seed=0,
+                         device=torch.device("cpu"), progress=False)
+    assert result["test_auc"] > 0.75
+
+
+def test_augmentation_is_seeded_and_in_range():
+    image = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    jitter = {"brightness": 0.1, "contrast": 0.2, "saturation": 0.2, "hue": 0.1}
+    a = train_view(image, 32, (0.8, 1.0), jitter, g1)
+    b = train_view(image, 32, (0.8, 1.0), jitter, g2)
+    assert a.shape == (1, 32, 32) and torch.equal(a, b) and float(a.min()) >= 0 and float(a.max()) <= 1
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        top, left, h, w = crop_box(64, 64, (0.8, 1.0), g)
+        assert 0.8 * 64 * 64 * 0.97 <= h * w <= 64 * 64 and top + h <= 64 and left + w <= 64
+
+
+def test_imagenet_init_needs_weights_and_random_init_is_seeded():
+    with pytest.raises(ValueError, match="image_weights"):
+        build_encoder("imagenet_init", arch="resnet18", seed=0)
+    a = build_encoder("random_init", arch="resnet18", seed=1)
+    b = build_encoder("random_init", arch="resnet18", seed=1)
+    assert torch.equal(a.trunk.conv1.weight, b.trunk.conv1.weight)

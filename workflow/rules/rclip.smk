@@ -1,0 +1,142 @@
+# R-CLIP (FILES.md "R-CLIP"): the CLIP training texts, CLIP pretraining per text source and
+# seed, and the RSNA linear probe per encoder and seed. The demo BERT is built here when
+# rclip.text_model is "demo"; otherwise the configured local folder or hub id is a param.
+#
+# Texts: results/rclip/texts_{text}.parquet holds the subsample's rclip.split images *and*
+# its valid images (column `split`), so back_translate covers the validation texts too.
+# `generated` texts are the reports of RRG variant rclip.generated_by, seed
+# rclip.generated_seed (default: the first of `seeds`); CLIP models of every seed train on
+# that one text file, which keeps FILES.md's file names.
+
+RCLIP = config["rclip"]
+PROBE = config["probe"]
+RCLIP_GENERATED_SEED = RCLIP["generated_seed"] if RCLIP["generated_seed"] is not None else SEEDS[0]
+RCLIP_TEXT_SPLITS = sorted({RCLIP["split"], "valid"})
+RCLIP_PROBE_ENCODERS = ["rclip_radiologist", "rclip_generated", "random_init"] + (
+    ["imagenet_init"] if RCLIP["image_weights"] else []
+)
+
+
+def rclip_bert_input():
+    return {"bert": "results/pretrained/bert"} if RCLIP["text_model"] == "demo" else {}
+
+
+def rclip_text_model():
+    return "results/pretrained/bert" if RCLIP["text_model"] == "demo" else RCLIP["text_model"]
+
+
+def rclip_texts_input(wildcards):
+    inputs = {"split": f"results/splits/{RCLIP['subsample']}.parquet"}
+    if wildcards.text == "radiologist":
+        inputs["images"] = "results/data/images.parquet"
+    else:
+        base = f"results/rrg/{RCLIP['generated_by']}/seed{RCLIP_GENERATED_SEED}"
+        inputs["reports"] = [f"{base}/reports_{RCLIP['subsample']}_{s}.parquet" for s in RCLIP_TEXT_SPLITS]
+    return inputs
+
+
+def rclip_probe_encoder_input(wildcards):
+    encoder = wildcards.encoder
+    if encoder.startswith("rclip_"):
+        return {"clip": f"results/rclip/{encoder[len('rclip_'):]}/seed{wildcards.seed}/clip"}
+    if encoder == "imagenet_init" and not RCLIP["image_weights"]:
+        raise WorkflowError("probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)")
+    return {}
+
+
+def rclip_torch_threads(wildcards, threads):
+    return config["torch_threads"] or threads
+
+
+rule build_demo_bert:
+    input:
+        images="results/data/images.parquet",
+    output:
+        bert=directory("results/pretrained/bert"),
+    params:
+        vocab_size=config["demo_models"]["vocab_size"],
+        sizes=config["demo_models"]["bert"],
+        max_positions=max(512, RCLIP["max_text_tokens"]),
+        seed=config["synthetic"]["seed"],
+    log:
+        "results/logs/pretrained/build_demo_bert.log",
+    conda:
+        ENV
+    script:
+        "../scripts/build_demo_bert.py"
+
+
+rule clip_texts:
+    input:
+        unpack(rclip_texts_input),
+    output:
+        texts="results/rclip/texts_{text}.parquet",
+        exclusions="results/qc/parts/clip_texts_{text}.tsv",
+        kept="results/qc/parts/clip_texts_{text}.kept.tsv",
+    params:
+        splits=RCLIP_TEXT_SPLITS,
+    log:
+        "results/logs/rclip/clip_texts_{text}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/clip_texts.py"
+
+
+rule train_clip:
+    input:
+        unpack(lambda wc: rclip_bert_input()),
+        texts="results/rclip/texts_{text}.parquet",
+        backtranslations="results/rclip/backtranslations_{text}.parquet",
+        cache_images="results/cache/mimic/images.npy",
+        cache_index="results/cache/mimic/index.parquet",
+    output:
+        model=directory("results/rclip/{text}/seed{seed}/clip"),
+    params:
+        settings=RCLIP,
+        text_model=rclip_text_model(),
+        checkpoint_dir="results/checkpoints/rclip/{text}/seed{seed}",
+        device=config["device"],
+        torch_threads=rclip_torch_threads,
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        "results/logs/rclip/{text}/seed{seed}/train_clip.log",
+    conda:
+        ENV
+    script:
+        "../scripts/train_clip.py"
+
+
+rule train_probe:
+    input:
+        unpack(rclip_probe_encoder_input),
+        cache_images="results/cache/rsna/images.npy",
+        cache_index="results/cache/rsna/index.parquet",
+    output:
+        config="results/rclip/probe/{encoder}/seed{seed}/config.json",
+        weights="results/rclip/probe/{encoder}/seed{seed}/model.safetensors",
+        metrics="results/rclip/probe/{encoder}/seed{seed}/metrics.tsv",
+        loss_curve="results/rclip/probe/{encoder}/seed{seed}/loss_curve.png",
+        predictions="results/rclip/probe/{encoder}/seed{seed}/predictions_test.parquet",
+        run_info="results/rclip/probe/{encoder}/seed{seed}/run.json",
+    params:
+        settings=PROBE,
+        arch=RCLIP["image_encoder"],
+        image_weights=RCLIP["image_weights"],
+        normalize=RCLIP["normalize"],
+        checkpoint_dir="results/checkpoints/probe/{encoder}/seed{seed}",
+        device=config["device"],
+        torch_threads=rclip_torch_threads,
+    wildcard_constraints:
+        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init",
+    threads: 4
+    resources:
+        gpu=1,
+    log:
+        "results/logs/rclip/probe/{encoder}/seed{seed}/train_probe.log",
+    conda:
+        ENV
+    script:
+        "../scripts/train_probe.py"

@@ -1,0 +1,111 @@
+# Tables 1 and 2, Figure 4 and the probes' ROC curves. Tables and figures format values
+# read from the metrics JSON (rules/evaluate.smk); they compute nothing.
+from crrg_clip.tables import PROBE_ROWS, dataset_label, rrg_row_name
+
+
+def table1_entries():
+    entries = []
+    for system in rrg_systems():
+        subsample = system_subsample(system)
+        entries.append({
+            "system": system,
+            "model": rrg_row_name(system),
+            "dataset": dataset_label(config["subsamples"].get(subsample), DATA["synthetic"], subsample),
+            "source": "scored" if system_kind(system) == "external" else "reproduced",
+            "summary": f"results/metrics/rrg/{system}/summary.json",
+            "metrics": [f"results/metrics/rrg/{system}/seed{s}.json" for s in system_seeds(system)],
+        })
+    return entries
+
+
+def table2_entries():
+    train_subset = (config.get("rsna") or {}).get("train_subset", 0.01)
+    if DATA["synthetic"]:
+        dataset = "demo (RSNA)"
+    elif isinstance(train_subset, float):
+        dataset = f"RSNA {train_subset * 100:g}%"
+    else:
+        dataset = f"RSNA {train_subset} training images"
+    entries = []
+    for encoder in probe_encoders():
+        model, method = PROBE_ROWS[encoder]
+        entries.append({
+            "system": encoder, "model": model, "method": method, "dataset": dataset,
+            "source": "reproduced",
+            "summary": f"results/metrics/probe/{encoder}/summary.json",
+            "metrics": [f"results/metrics/probe/{encoder}/seed{s}.json" for s in SEEDS],
+        })
+    return entries
+
+
+rule table1:
+    input:
+        summaries=rrg_summaries(),
+        metrics=rrg_metrics_files(),
+    output:
+        csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
+        md="results/table1.md",
+        provenance="results/table1.provenance.json",
+    log:
+        "results/logs/table1.log",
+    params:
+        entries=table1_entries(),
+        config=config,
+        command=regenerate("results/table1.csv"),
+    conda:
+        ENV
+    script:
+        "../scripts/table1.py"
+
+
+rule table2:
+    input:
+        summaries=probe_summaries(),
+        metrics=probe_metrics_files(),
+    output:
+        csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
+        md="results/table2.md",
+        provenance="results/table2.provenance.json",
+    log:
+        "results/logs/table2.log",
+    params:
+        entries=table2_entries(),
+        config=config,
+        command=regenerate("results/table2.csv"),
+    conda:
+        ENV
+    script:
+        "../scripts/table2.py"
+
+
+rule figure4:
+    input:
+        predictions=f"results/rrg/{EVAL['figure4_variant'] or main_variant()}/seed{SEEDS[0]}/predictions_test.parquet",
+        images="results/cache/mimic/images.npy",
+        index="results/cache/mimic/index.parquet",
+    output:
+        png=report("results/figure4.png", caption="../report/figure4.rst", category="Figures"),
+        csv="results/figure4.csv",
+    log:
+        "results/logs/figure4.log",
+    params:
+        dicom_id=EVAL["figure4_dicom_id"],
+    conda:
+        ENV
+    script:
+        "../scripts/figure4.py"
+
+
+rule roc_curves:
+    input:
+        metrics=probe_metrics_files(),
+    output:
+        png=report("results/figures/roc.png", caption="../report/roc.rst", category="Figures"),
+    log:
+        "results/logs/roc_curves.log",
+    params:
+        labels=[f"{PROBE_ROWS[e][0]} {PROBE_ROWS[e][1]}" for e in probe_encoders() for _ in SEEDS],
+    conda:
+        ENV
+    script:
+        "../scripts/figure_roc.py"
