@@ -79,3 +79,17 @@ def test_requested_images_and_errors():
         assemble_reports(predictions().drop(columns="selected"))
     with pytest.raises(ValueError, match="unknown dedup similarity"):
         make_similarity("bertscore")
+
+
+def test_every_image_gets_at_least_one_selected_region():
+    import torch
+
+    from crrg_clip.generate import at_least_one_selected
+
+    logits = torch.tensor([[0.5, -3.0, -2.0], [-4.0, -1.5, -2.5], [-4.0, -1.5, -2.5]])
+    selected = logits > -1.0
+    detected = torch.tensor([[True, True, True], [True, True, True], [True, False, True]])
+    out = at_least_one_selected(logits, selected, detected)
+    assert out[0].tolist() == [True, False, False]  # already had one: unchanged
+    assert out[1].tolist() == [False, True, False]  # best logit
+    assert out[2].tolist() == [False, False, True]  # best among detected regions

@@ -75,7 +75,26 @@ def select_and_project(selector, features: torch.Tensor, device: torch.device,
         logits.append(batch_logits.float().cpu())
         selected.append(batch_selected.bool().cpu())
         projected.append(selector.project(batch).float().cpu())
-    return torch.cat(logits), torch.cat(selected), torch.cat(projected)
+    logits, selected = torch.cat(logits), torch.cat(selected)
+    return logits, at_least_one_selected(logits, selected, detected), torch.cat(projected)
+
+
+def at_least_one_selected(logits: torch.Tensor, selected: torch.Tensor,
+                          detected: torch.Tensor | None = None) -> torch.Tensor:
+    """Every image gets a report: where no region passes the threshold, the best-scoring
+    (detected, if any) region is selected. ``logits``/``selected``/``detected``: (I, R)."""
+    selected = selected.clone()
+    empty = ~selected.any(dim=1)  # (I,)
+    if empty.any():
+        masked = logits.clone().float()
+        if detected is not None:
+            found = detected.bool().cpu()
+            masked[found.any(dim=1)[:, None] & ~found] = float("-inf")  # prefer detected regions
+        best = masked.argmax(dim=1)  # (I,)
+        rows = empty.nonzero(as_tuple=True)[0]
+        selected[rows, best[rows]] = True
+        log.info("%d images had no region above the threshold: their best region was selected", len(rows))
+    return selected
 
 
 @torch.no_grad()

@@ -5,18 +5,6 @@
 # folders or hub ids are passed as params. Raw translations are cached (not a declared
 # output) under results/cache/backtranslation/, shared by the two text sources and reruns.
 
-BT = config["backtranslation"]
-BT_DEMO = {"en_it": "results/pretrained/marian_en_it", "it_en": "results/pretrained/marian_it_en"}
-
-
-def backtranslation_models_input():
-    needed = {key: BT_DEMO[key] for key in BT_DEMO if BT[f"{key}_model"] == "demo"}
-    return {f"marian_{key}": path for key, path in needed.items()}
-
-
-def backtranslation_model(key):
-    return BT_DEMO[key] if BT[f"{key}_model"] == "demo" else BT[f"{key}_model"]
-
 
 rule build_demo_marian:
     input:

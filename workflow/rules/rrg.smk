@@ -2,28 +2,6 @@
 # per split, and the region selector (+ abnormal classifier). Training resumes from
 # results/checkpoints/{variant}/seed{seed}/{stage}/ (deliberately not a declared output).
 
-RRG = config["rrg"]
-
-
-def rrg_subsample(wildcards):
-    return RRG["variants"][wildcards.variant]["subsample"]
-
-
-def rrg_model_params():
-    return {
-        "backbone": RRG["backbone"],
-        "image_size": RRG["image_size"],
-        "anchor_sizes": RRG["anchor_sizes"],
-        "anchor_ratios": RRG["anchor_ratios"],
-        "roi_output_size": RRG["roi_output_size"],
-        "detection_min_score": RRG["detection_min_score"],
-        "rpn_pre_nms_top_n": RRG["rpn_pre_nms_top_n"],
-        "rpn_post_nms_top_n": RRG["rpn_post_nms_top_n"],
-        "box_batch_size_per_image": RRG["box_batch_size_per_image"],
-        "normalize_mean": RRG["normalize"]["mean"],
-        "normalize_std": RRG["normalize"]["std"],
-    }
-
 
 rule train_detector:
     input:

@@ -137,3 +137,18 @@ def check_threshold(
             + "\n  ".join(lines)
             + "\nSee results/qc/exclusions.tsv; fix the data paths or raise the threshold."
         )
+
+
+def backtranslation_summary(summary: pd.DataFrame, paths: Iterable[Path | str]) -> pd.DataFrame:
+    """Append back-translation outcomes (``backtranslation_{text}.tsv``: reason, count) as
+    summary rows: dataset ``backtranslation-{text}``, status ``ok`` or ``fallback``."""
+    rows = []
+    for path in paths:
+        text = Path(path).stem.removeprefix("backtranslation_")
+        counts = pd.read_csv(path, sep="\t")
+        if list(counts.columns) != ["reason", "count"]:
+            raise ValueError(f"{path}: expected columns reason, count; got {list(counts.columns)}")
+        for reason, count in zip(counts["reason"], counts["count"]):
+            status = "ok" if reason == "ok" else "fallback"
+            rows.append({"dataset": f"backtranslation-{text}", "status": status, "reason": reason, "count": int(count)})
+    return pd.concat([summary, pd.DataFrame(rows, columns=summary.columns)], ignore_index=True)

@@ -1,0 +1,38 @@
+# Input functions and constants for workflow/rules/tables.smk (kept apart from the
+# rules so each rule file reads as a list of signatures).
+from crrg_clip.tables import PROBE_ROWS, dataset_label, rrg_row_name
+
+
+def table1_entries():
+    entries = []
+    for system in rrg_systems():
+        subsample = system_subsample(system)
+        entries.append({
+            "system": system,
+            "model": rrg_row_name(system),
+            "dataset": dataset_label(config["subsamples"].get(subsample), DATA["synthetic"], subsample),
+            "source": "scored" if system_kind(system) == "external" else "reproduced",
+            "summary": f"results/metrics/rrg/{system}/summary.json",
+            "metrics": [f"results/metrics/rrg/{system}/seed{s}.json" for s in system_seeds(system)],
+        })
+    return entries
+
+
+def table2_entries():
+    train_subset = (config.get("rsna") or {}).get("train_subset", 0.01)
+    if DATA["synthetic"]:
+        dataset = "demo (RSNA)"
+    elif isinstance(train_subset, float):
+        dataset = f"RSNA {train_subset * 100:g}%"
+    else:
+        dataset = f"RSNA {train_subset} training images"
+    entries = []
+    for encoder in probe_encoders():
+        model, method = PROBE_ROWS[encoder]
+        entries.append({
+            "system": encoder, "model": model, "method": method, "dataset": dataset,
+            "source": "reproduced",
+            "summary": f"results/metrics/probe/{encoder}/summary.json",
+            "metrics": [f"results/metrics/probe/{encoder}/seed{s}.json" for s in SEEDS],
+        })
+    return entries
