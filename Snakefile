@@ -22,6 +22,6 @@ include: "workflow/rules/tables.smk"
 
 
 rule all:
+    default_target: True
     input:
         default_targets(),
-    default_target: True

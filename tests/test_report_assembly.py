@@ -93,3 +93,23 @@ def test_every_image_gets_at_least_one_selected_region():
     assert out[0].tolist() == [True, False, False]  # already had one: unchanged
     assert out[1].tolist() == [False, True, False]  # best logit
     assert out[2].tolist() == [False, False, True]  # best among detected regions
+
+
+def test_multi_sentence_region_texts_are_deduplicated_sentence_by_sentence():
+    import pandas as pd
+
+    from crrg_clip.report_assembly import assemble_reports, split_sentences
+
+    assert split_sentences("No pneumothorax is seen.  A 2.2 cm nodule is seen.") == [
+        "No pneumothorax is seen.", "A 2.2 cm nodule is seen."]
+    predictions = pd.DataFrame({
+        "dicom_id": ["a", "a", "a"],
+        "region_index": [0, 2, 8],
+        "selected": [True, True, True],
+        "generated_sentence": ["No pneumothorax is seen. A 2.2 cm nodule is seen in the right mid lung.",
+                               "A 2.2 cm nodule is seen in the right mid lung.",
+                               "No pneumothorax is seen. The left lung is clear."],
+    })
+    report = assemble_reports(predictions)["report"].item()
+    assert report == ("No pneumothorax is seen. A 2.2 cm nodule is seen in the right mid lung. "
+                      "The left lung is clear.")

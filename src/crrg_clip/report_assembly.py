@@ -1,5 +1,8 @@
 """Assemble one report per image from its selected regions' generated sentences.
 
+A region's generated text may hold several sentences (a region's reference phrase joins
+every report sentence attached to it, so one sentence often recurs across regions): it is
+split into sentences first, and deduplication works sentence by sentence.
 Sentences go in anatomical order (``region_index``); empty sentences are skipped, exact
 duplicates (after case folding and whitespace collapsing) are dropped, and a sentence is a
 near-duplicate, and dropped, when its similarity to a sentence already kept exceeds
@@ -27,6 +30,14 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 def tokens(sentence: str) -> list[str]:
     return _TOKEN.findall(sentence.lower())
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split at a full stop followed by whitespace and a capital or digit ("2.2 cm" stays whole)."""
+    return [part for part in _SENTENCE_END.split(" ".join(str(text).split())) if part]
 
 
 def normalise(sentence: str) -> str:
@@ -106,7 +117,8 @@ def assemble_reports(predictions: pd.DataFrame, *, similarity: str = "token_f1",
     chosen = predictions[predictions["selected"].astype(bool)]
     chosen = chosen[chosen["generated_sentence"].fillna("").str.strip() != ""]
     score = make_similarity(similarity, chosen["generated_sentence"].tolist())
-    by_image = {dicom_id: group.sort_values("region_index")["generated_sentence"].tolist()
+    by_image = {dicom_id: [sentence for text in group.sort_values("region_index")["generated_sentence"]
+                           for sentence in split_sentences(text)]
                 for dicom_id, group in chosen.groupby("dicom_id", sort=False)}
     order = list(dict.fromkeys(predictions["dicom_id"])) if dicom_ids is None else list(dicom_ids)
     reports = [" ".join(assemble_sentences(by_image.get(d, []), score, threshold)) for d in order]

@@ -13,6 +13,11 @@ rule build_demo_marian:
     output:
         en_it=directory("results/pretrained/marian_en_it"),
         it_en=directory("results/pretrained/marian_it_en"),
+    log:
+        "results/logs/pretrained/build_demo_marian.log",
+    conda:
+        ENV
+    threads: 2
     params:
         vocab_size=config["demo_models"]["vocab_size"],
         sizes=config["demo_models"]["marian"],
@@ -20,11 +25,6 @@ rule build_demo_marian:
         train_batch_size=config["demo_models"]["marian_train_batch_size"],
         max_length=BT["max_length"],
         seed=config["synthetic"]["seed"],
-    threads: 2
-    log:
-        "results/logs/pretrained/build_demo_marian.log",
-    conda:
-        ENV
     script:
         "../scripts/build_demo_marian.py"
 
@@ -37,6 +37,13 @@ rule back_translate:
         backtranslations="results/rclip/backtranslations_{text}.parquet",
         qc="results/qc/backtranslation_{text}.tsv",
         run_info="results/rclip/backtranslations_{text}.run.json",
+    log:
+        "results/logs/rclip/back_translate_{text}.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
     params:
         en_it_model=backtranslation_model("en_it"),
         it_en_model=backtranslation_model("it_en"),
@@ -44,12 +51,5 @@ rule back_translate:
         cache="results/cache/backtranslation/cache.sqlite",
         device=config["device"],
         torch_threads=lambda wc, threads: config["torch_threads"] or threads,
-    threads: 2
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rclip/back_translate_{text}.log",
-    conda:
-        ENV
     script:
         "../scripts/back_translate.py"

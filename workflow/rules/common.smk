@@ -55,7 +55,9 @@ wildcard_constraints:
     split="train|valid|test",
     text="|".join(TEXT_SOURCES),
     variant="|".join(RRG_VARIANTS) if RRG_VARIANTS else "rrg_base|rrg_opt",
-    subsample="|".join(config["subsamples"]) if config["subsamples"] else r"[A-Za-z0-9_]+",
+    subsample=(
+        "|".join(config["subsamples"]) if config["subsamples"] else r"[A-Za-z0-9_]+"
+    ),
 
 
 # Each stage's input functions, apart from its rules (snakemake --lint asks for this).

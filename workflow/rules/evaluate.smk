@@ -32,6 +32,8 @@ rule evaluate_rrg:
         "results/logs/evaluate_rrg/{system}/seed{seed}.log",
     wildcard_constraints:
         system=_alternatives(rrg_systems()),
+    conda:
+        ENV
     params:
         kind=lambda wc: system_kind(wc.system),
         model_dirs=rrg_eval_model_dirs,
@@ -39,8 +41,6 @@ rule evaluate_rrg:
         tokenization=EVAL["tokenization"],
         bootstrap=EVAL["bootstrap"],
         command=lambda wc, output: regenerate(output.metrics),
-    conda:
-        ENV
     script:
         "../scripts/evaluate_rrg.py"
 
@@ -55,21 +55,24 @@ rule evaluate_probe:
         "results/logs/evaluate_probe/{encoder}/seed{seed}.log",
     wildcard_constraints:
         encoder=_alternatives(probe_encoders()),
+    conda:
+        ENV
     params:
         model_dirs=lambda wc: probe_model_dirs(wc)[0],
         optional_model_dirs=lambda wc: probe_model_dirs(wc)[1],
         upstream=probe_upstream,
         bootstrap=EVAL["bootstrap"],
         command=lambda wc, output: regenerate(output.metrics),
-    conda:
-        ENV
     script:
         "../scripts/evaluate_probe.py"
 
 
 rule summarize_rrg:
     input:
-        metrics=lambda wc: [f"results/metrics/rrg/{wc.system}/seed{s}.json" for s in system_seeds(wc.system)],
+        metrics=lambda wc: [
+            f"results/metrics/rrg/{wc.system}/seed{s}.json"
+            for s in system_seeds(wc.system)
+        ],
     output:
         summary="results/metrics/rrg/{system}/summary.json",
     log:

@@ -10,16 +10,21 @@ rule build_demo_gpt2:
         regions="results/data/regions.parquet",
     output:
         gpt2=directory("results/pretrained/gpt2"),
-    params:
-        vocab_size=config["demo_models"]["vocab_size"],
-        sizes=config["demo_models"]["gpt2"],
-        min_positions=max(256, GEN_RRG["max_sentence_tokens"],
-                          max([v["max_new_tokens"] + 2 for v in GEN_RRG["variants"].values()] or [0])),
-        seed=config["synthetic"]["seed"],
     log:
         "results/logs/pretrained/build_demo_gpt2.log",
     conda:
         ENV
+    params:
+        vocab_size=config["demo_models"]["vocab_size"],
+        sizes=config["demo_models"]["gpt2"],
+        min_positions=max(
+            256,
+            GEN_RRG["max_sentence_tokens"],
+            max(
+                [v["max_new_tokens"] + 2 for v in GEN_RRG["variants"].values()] or [0]
+            ),
+        ),
+        seed=config["synthetic"]["seed"],
     script:
         "../scripts/build_demo_gpt2.py"
 
@@ -29,13 +34,28 @@ rule train_generator:
         unpack(gen_gpt2_input),
         selector_config=f"{GEN_DIR}/selector/config.json",
         selector_weights=f"{GEN_DIR}/selector/model.safetensors",
-        train_features=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "train")["features"],
-        valid_features=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "valid")["features"],
-        train_index=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "train")["features_index"],
-        valid_index=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "valid")["features_index"],
+        train_features=lambda wc: gen_region_features(
+            gen_variant(wc)["subsample"], "train"
+        )["features"],
+        valid_features=lambda wc: gen_region_features(
+            gen_variant(wc)["subsample"], "valid"
+        )["features"],
+        train_index=lambda wc: gen_region_features(
+            gen_variant(wc)["subsample"], "train"
+        )["features_index"],
+        valid_index=lambda wc: gen_region_features(
+            gen_variant(wc)["subsample"], "valid"
+        )["features_index"],
         regions="results/cache/mimic/regions.parquet",
     output:
         generator=directory(f"{GEN_DIR}/generator"),
+    log:
+        "results/logs/rrg/{variant}/seed{seed}/train_generator.log",
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
     params:
         gpt2_source=gen_gpt2_source(),
         schedule=lambda wc: gen_variant(wc)["generator"],
@@ -47,13 +67,6 @@ rule train_generator:
         device=config["device"],
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/generator",
         torch_threads=gen_torch_threads,
-    threads: 4
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rrg/{variant}/seed{seed}/train_generator.log",
-    conda:
-        ENV
     script:
         "../scripts/train_generator.py"
 
@@ -63,14 +76,25 @@ rule generate_reports:
         generator=f"{GEN_DIR}/generator",
         selector_config=f"{GEN_DIR}/selector/config.json",
         selector_weights=f"{GEN_DIR}/selector/model.safetensors",
-        features=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "test")["features"],
-        features_index=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "test")["features_index"],
+        features=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "test")[
+            "features"
+        ],
+        features_index=lambda wc: gen_region_features(
+            gen_variant(wc)["subsample"], "test"
+        )["features_index"],
         regions="results/cache/mimic/regions.parquet",
         images="results/data/images.parquet",
     output:
         predictions=f"{GEN_DIR}/predictions_test.parquet",
         reports=f"{GEN_DIR}/reports_test.parquet",
         run_info=f"{GEN_DIR}/reports_test.run.json",
+    log:
+        "results/logs/rrg/{variant}/seed{seed}/generate_reports.log",
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
     params:
         num_beams=GEN_RRG["num_beams"],
         max_new_tokens=lambda wc: gen_variant(wc)["max_new_tokens"],
@@ -79,13 +103,6 @@ rule generate_reports:
         amp=GEN_RRG["generator_amp"],
         device=config["device"],
         torch_threads=gen_torch_threads,
-    threads: 4
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rrg/{variant}/seed{seed}/generate_reports.log",
-    conda:
-        ENV
     script:
         "../scripts/generate_reports.py"
 
@@ -101,6 +118,13 @@ rule generate_reports_for:
     output:
         reports=f"{GEN_DIR}/reports_{{subsample}}_{{split}}.parquet",
         run_info=f"{GEN_DIR}/reports_{{subsample}}_{{split}}.run.json",
+    log:
+        "results/logs/rrg/{variant}/seed{seed}/generate_reports_{subsample}_{split}.log",
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
     params:
         num_beams=GEN_RRG["num_beams"],
         max_new_tokens=lambda wc: gen_variant(wc)["max_new_tokens"],
@@ -109,12 +133,5 @@ rule generate_reports_for:
         amp=GEN_RRG["generator_amp"],
         device=config["device"],
         torch_threads=gen_torch_threads,
-    threads: 4
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rrg/{variant}/seed{seed}/generate_reports_{subsample}_{split}.log",
-    conda:
-        ENV
     script:
         "../scripts/generate_reports.py"

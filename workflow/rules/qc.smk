@@ -7,7 +7,9 @@ rule qc_training_summary:
         ingest="results/qc/summary.tsv",
         exclusions=expand("results/qc/parts/clip_texts_{text}.tsv", text=TEXT_SOURCES),
         kept=expand("results/qc/parts/clip_texts_{text}.kept.tsv", text=TEXT_SOURCES),
-        backtranslation=expand("results/qc/backtranslation_{text}.tsv", text=TEXT_SOURCES),
+        backtranslation=expand(
+            "results/qc/backtranslation_{text}.tsv", text=TEXT_SOURCES
+        ),
     output:
         exclusions="results/qc/training_exclusions.tsv",
         summary="results/qc/training_summary.tsv",

@@ -14,15 +14,15 @@ rule build_demo_bert:
         images="results/data/images.parquet",
     output:
         bert=directory("results/pretrained/bert"),
+    log:
+        "results/logs/pretrained/build_demo_bert.log",
+    conda:
+        ENV
     params:
         vocab_size=config["demo_models"]["vocab_size"],
         sizes=config["demo_models"]["bert"],
         max_positions=max(512, RCLIP["max_text_tokens"]),
         seed=config["synthetic"]["seed"],
-    log:
-        "results/logs/pretrained/build_demo_bert.log",
-    conda:
-        ENV
     script:
         "../scripts/build_demo_bert.py"
 
@@ -34,12 +34,12 @@ rule clip_texts:
         texts="results/rclip/texts_{text}.parquet",
         exclusions="results/qc/parts/clip_texts_{text}.tsv",
         kept="results/qc/parts/clip_texts_{text}.kept.tsv",
-    params:
-        splits=RCLIP_TEXT_SPLITS,
     log:
         "results/logs/rclip/clip_texts_{text}.log",
     conda:
         ENV
+    params:
+        splits=RCLIP_TEXT_SPLITS,
     script:
         "../scripts/clip_texts.py"
 
@@ -53,19 +53,19 @@ rule train_clip:
         cache_index="results/cache/mimic/index.parquet",
     output:
         model=directory("results/rclip/{text}/seed{seed}/clip"),
+    log:
+        "results/logs/rclip/{text}/seed{seed}/train_clip.log",
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
     params:
         settings=RCLIP,
         text_model=rclip_text_model(),
         checkpoint_dir="results/checkpoints/rclip/{text}/seed{seed}",
         device=config["device"],
         torch_threads=rclip_torch_threads,
-    threads: 4
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rclip/{text}/seed{seed}/train_clip.log",
-    conda:
-        ENV
     script:
         "../scripts/train_clip.py"
 
@@ -82,6 +82,15 @@ rule train_probe:
         loss_curve="results/rclip/probe/{encoder}/seed{seed}/loss_curve.png",
         predictions="results/rclip/probe/{encoder}/seed{seed}/predictions_test.parquet",
         run_info="results/rclip/probe/{encoder}/seed{seed}/run.json",
+    log:
+        "results/logs/rclip/probe/{encoder}/seed{seed}/train_probe.log",
+    wildcard_constraints:
+        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init",
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
     params:
         settings=PROBE,
         arch=RCLIP["image_encoder"],
@@ -90,14 +99,5 @@ rule train_probe:
         checkpoint_dir="results/checkpoints/probe/{encoder}/seed{seed}",
         device=config["device"],
         torch_threads=rclip_torch_threads,
-    wildcard_constraints:
-        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init",
-    threads: 4
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rclip/probe/{encoder}/seed{seed}/train_probe.log",
-    conda:
-        ENV
     script:
         "../scripts/train_probe.py"

@@ -15,6 +15,13 @@ rule train_detector:
         metrics="results/rrg/{variant}/seed{seed}/detector/metrics.tsv",
         curve="results/rrg/{variant}/seed{seed}/detector/loss_curve.png",
         run="results/rrg/{variant}/seed{seed}/detector/run.json",
+    log:
+        "results/logs/rrg/{variant}/seed{seed}/train_detector.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
     params:
         model=rrg_model_params(),
         backbone_weights=RRG["backbone_weights"],
@@ -23,13 +30,6 @@ rule train_detector:
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/detector",
         device=config["device"],
         torch_threads=config["torch_threads"],
-    threads: 2
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rrg/{variant}/seed{seed}/train_detector.log",
-    conda:
-        ENV
     script:
         "../scripts/train_detector.py"
 
@@ -45,17 +45,17 @@ rule extract_region_features:
     output:
         features="results/rrg/{variant}/seed{seed}/region_features/{subsample}_{split}.safetensors",
         rows="results/rrg/{variant}/seed{seed}/region_features/{subsample}_{split}.parquet",
-    params:
-        batch_size=RRG["extract_batch_size"],
-        device=config["device"],
-        torch_threads=config["torch_threads"],
-    threads: 2
-    resources:
-        gpu=1,
     log:
         "results/logs/rrg/{variant}/seed{seed}/extract_region_features/{subsample}_{split}.log",
     conda:
         ENV
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        batch_size=RRG["extract_batch_size"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
     script:
         "../scripts/extract_region_features.py"
 
@@ -74,22 +74,24 @@ rule train_selector:
         metrics="results/rrg/{variant}/seed{seed}/selector/metrics.tsv",
         curve="results/rrg/{variant}/seed{seed}/selector/loss_curve.png",
         run="results/rrg/{variant}/seed{seed}/selector/run.json",
+    log:
+        "results/logs/rrg/{variant}/seed{seed}/train_selector.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
     params:
         region_feature_dim=RRG["region_feature_dim"],
         abnormal_classifier=RRG["abnormal_classifier"],
         abnormal_pos_weight=RRG["abnormal_pos_weight"],
         selection_threshold=RRG["selection_threshold"],
-        selection_pos_weight=lambda wc: RRG["variants"][wc.variant]["selection_pos_weight"],
+        selection_pos_weight=lambda wc: RRG["variants"][wc.variant][
+            "selection_pos_weight"
+        ],
         schedule=lambda wc: RRG["variants"][wc.variant]["selector"],
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/selector",
         device=config["device"],
         torch_threads=config["torch_threads"],
-    threads: 2
-    resources:
-        gpu=1,
-    log:
-        "results/logs/rrg/{variant}/seed{seed}/train_selector.log",
-    conda:
-        ENV
     script:
         "../scripts/train_selector.py"

@@ -7,17 +7,19 @@ rule table1:
         summaries=rrg_summaries(),
         metrics=rrg_metrics_files(),
     output:
-        csv=report("results/table1.csv", caption="../report/table1.rst", category="Tables"),
+        csv=report(
+            "results/table1.csv", caption="../report/table1.rst", category="Tables"
+        ),
         md="results/table1.md",
         provenance="results/table1.provenance.json",
     log:
         "results/logs/table1.log",
+    conda:
+        ENV
     params:
         entries=table1_entries(),
         config=config,
         command=regenerate("results/table1.csv"),
-    conda:
-        ENV
     script:
         "../scripts/table1.py"
 
@@ -27,17 +29,19 @@ rule table2:
         summaries=probe_summaries(),
         metrics=probe_metrics_files(),
     output:
-        csv=report("results/table2.csv", caption="../report/table2.rst", category="Tables"),
+        csv=report(
+            "results/table2.csv", caption="../report/table2.rst", category="Tables"
+        ),
         md="results/table2.md",
         provenance="results/table2.provenance.json",
     log:
         "results/logs/table2.log",
+    conda:
+        ENV
     params:
         entries=table2_entries(),
         config=config,
         command=regenerate("results/table2.csv"),
-    conda:
-        ENV
     script:
         "../scripts/table2.py"
 
@@ -48,14 +52,16 @@ rule figure4:
         images="results/cache/mimic/images.npy",
         index="results/cache/mimic/index.parquet",
     output:
-        png=report("results/figure4.png", caption="../report/figure4.rst", category="Figures"),
+        png=report(
+            "results/figure4.png", caption="../report/figure4.rst", category="Figures"
+        ),
         csv="results/figure4.csv",
     log:
         "results/logs/figure4.log",
-    params:
-        dicom_id=EVAL["figure4_dicom_id"],
     conda:
         ENV
+    params:
+        dicom_id=EVAL["figure4_dicom_id"],
     script:
         "../scripts/figure4.py"
 
@@ -64,12 +70,18 @@ rule roc_curves:
     input:
         metrics=probe_metrics_files(),
     output:
-        png=report("results/figures/roc.png", caption="../report/roc.rst", category="Figures"),
+        png=report(
+            "results/figures/roc.png", caption="../report/roc.rst", category="Figures"
+        ),
     log:
         "results/logs/roc_curves.log",
-    params:
-        labels=[f"{PROBE_ROWS[e][0]} {PROBE_ROWS[e][1]}" for e in probe_encoders() for _ in SEEDS],
     conda:
         ENV
+    params:
+        labels=[
+            f"{PROBE_ROWS[e][0]} {PROBE_ROWS[e][1]}"
+            for e in probe_encoders()
+            for _ in SEEDS
+        ],
     script:
         "../scripts/figure_roc.py"

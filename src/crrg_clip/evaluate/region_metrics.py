@@ -44,7 +44,7 @@ def precision_recall_f1(pred: np.ndarray, truth: np.ndarray) -> tuple[float, flo
 
 def join_ground_truth(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> pd.DataFrame:
     gt = ground_truth[["dicom_id", "region_index", "x1", "y1", "x2", "y2", "box_valid", "has_sentence"]]
-    gt = gt.rename(columns={c: f"gt_{c}" for c in ("x1", "y1", "x2", "y2")}).copy()
+    gt = gt.rename(columns={c: f"gt_{c}" for c in ("x1", "y1", "x2", "y2", "box_valid")}).copy()
     gt["dicom_id"] = gt["dicom_id"].astype(str)
     merged = predictions.merge(gt, on=["dicom_id", "region_index"], how="left", validate="1:1")
     missing = merged["gt_box_valid"].isna()

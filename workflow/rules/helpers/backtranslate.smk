@@ -1,7 +1,10 @@
 # Input functions and constants for workflow/rules/backtranslate.smk (kept apart from the
 # rules so each rule file reads as a list of signatures).
 BT = config["backtranslation"]
-BT_DEMO = {"en_it": "results/pretrained/marian_en_it", "it_en": "results/pretrained/marian_it_en"}
+BT_DEMO = {
+    "en_it": "results/pretrained/marian_en_it",
+    "it_en": "results/pretrained/marian_it_en",
+}
 
 
 def backtranslation_models_input():

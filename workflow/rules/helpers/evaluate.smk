@@ -63,8 +63,14 @@ def raw_manifests():
     if DATA["synthetic"]:
         return ["results/demo_data/manifest.json"]
     return [
-        *(f"{DATA['mimic_cxr_jpg']}/mimic-cxr-2.0.0-{n}.csv.gz" for n in ("split", "metadata", "chexpert")),
-        *(f"{DATA['imagenome']}/silver_dataset/splits/{s}.csv" for s in ("train", "valid", "test", "images_to_avoid")),
+        *(
+            f"{DATA['mimic_cxr_jpg']}/mimic-cxr-2.0.0-{n}.csv.gz"
+            for n in ("split", "metadata", "chexpert")
+        ),
+        *(
+            f"{DATA['imagenome']}/silver_dataset/splits/{s}.csv"
+            for s in ("train", "valid", "test", "images_to_avoid")
+        ),
         f"{DATA['rsna']}/stage_2_train_labels.csv",
         f"{DATA['rsna']}/stage_2_detailed_class_info.csv",
     ]
@@ -81,7 +87,10 @@ def data_upstream():
 
 
 def rrg_model_dirs(variant, seed):
-    return [f"results/rrg/{variant}/seed{seed}/{part}" for part in ("detector", "selector", "generator")]
+    return [
+        f"results/rrg/{variant}/seed{seed}/{part}"
+        for part in ("detector", "selector", "generator")
+    ]
 
 
 def rrg_eval_inputs(wildcards):
@@ -92,15 +101,21 @@ def rrg_eval_inputs(wildcards):
         "split": f"results/splits/{subsample}.parquet",
     }
     if kind == "rrg":
-        inputs["reports"] = f"results/rrg/{system}/seed{wildcards.seed}/reports_test.parquet"
+        inputs["reports"] = (
+            f"results/rrg/{system}/seed{wildcards.seed}/reports_test.parquet"
+        )
         if EVAL["region_metrics"]:
-            inputs["predictions"] = f"results/rrg/{system}/seed{wildcards.seed}/predictions_test.parquet"
+            inputs["predictions"] = (
+                f"results/rrg/{system}/seed{wildcards.seed}/predictions_test.parquet"
+            )
             inputs["regions"] = "results/cache/mimic/regions.parquet"
     elif kind == "baseline":
         variant = system[: -len("-most_frequent")]
-        inputs["reports"] = f"results/rrg/{variant}/baselines/most_frequent/reports_test.parquet"
+        inputs["reports"] = (
+            f"results/rrg/{variant}/baselines/most_frequent/reports_test.parquet"
+        )
     else:
-        inputs["reports"] = EXTERNAL_SYSTEMS[system[len("external-"):]]
+        inputs["reports"] = EXTERNAL_SYSTEMS[system[len("external-") :]]
     return inputs
 
 
@@ -116,7 +131,7 @@ def probe_model_dirs(wildcards):
     required = [f"results/rclip/probe/{wildcards.encoder}/seed{seed}"]
     optional = []
     if wildcards.encoder.startswith("rclip_"):
-        text = wildcards.encoder[len("rclip_"):]
+        text = wildcards.encoder[len("rclip_") :]
         required.append(f"results/rclip/{text}/seed{seed}/clip")
         if text == "generated":
             variant = (config.get("rclip") or {}).get("generated_by", main_variant())
@@ -125,16 +140,26 @@ def probe_model_dirs(wildcards):
 
 
 def probe_upstream(wildcards):
-    files = ["results/data/rsna.parquet", "results/cache/rsna/index.parquet", *raw_manifests()]
+    files = [
+        "results/data/rsna.parquet",
+        "results/cache/rsna/index.parquet",
+        *raw_manifests(),
+    ]
     if wildcards.encoder.startswith("rclip_"):
-        text = wildcards.encoder[len("rclip_"):]
-        files += [f"results/rclip/texts_{text}.parquet", f"results/rclip/backtranslations_{text}.parquet",
-                  "results/data/images.parquet", *data_upstream()]
+        text = wildcards.encoder[len("rclip_") :]
+        files += [
+            f"results/rclip/texts_{text}.parquet",
+            f"results/rclip/backtranslations_{text}.parquet",
+            "results/data/images.parquet",
+            *data_upstream(),
+        ]
     return files
 
 
 def regenerate(target):
-    configfiles = " ".join(f"--configfile {f}" for f in getattr(workflow, "configfiles", []) or [])
+    configfiles = " ".join(
+        f"--configfile {f}" for f in getattr(workflow, "configfiles", []) or []
+    )
     return f"snakemake --cores all {configfiles} {target}".replace("  ", " ")
 
 
@@ -143,7 +168,11 @@ def rrg_summaries():
 
 
 def rrg_metrics_files():
-    return [f"results/metrics/rrg/{s}/seed{seed}.json" for s in rrg_systems() for seed in system_seeds(s)]
+    return [
+        f"results/metrics/rrg/{s}/seed{seed}.json"
+        for s in rrg_systems()
+        for seed in system_seeds(s)
+    ]
 
 
 def probe_summaries():
@@ -151,12 +180,19 @@ def probe_summaries():
 
 
 def probe_metrics_files():
-    return [f"results/metrics/probe/{e}/seed{seed}.json" for e in probe_encoders() for seed in SEEDS]
+    return [
+        f"results/metrics/probe/{e}/seed{seed}.json"
+        for e in probe_encoders()
+        for seed in SEEDS
+    ]
 
 
 def evaluation_targets():
     return [
-        "results/table1.csv", "results/table2.csv", "results/figure4.png", "results/figures/roc.png",
+        "results/table1.csv",
+        "results/table2.csv",
+        "results/figure4.png",
+        "results/figures/roc.png",
     ]
 
 

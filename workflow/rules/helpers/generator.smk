@@ -9,11 +9,19 @@ def gen_variant(wildcards):
 
 
 def gen_gpt2_input(wildcards):
-    return {"gpt2": "results/pretrained/gpt2"} if GEN_RRG["generator_model"] == "demo" else {}
+    return (
+        {"gpt2": "results/pretrained/gpt2"}
+        if GEN_RRG["generator_model"] == "demo"
+        else {}
+    )
 
 
 def gen_gpt2_source():
-    return "results/pretrained/gpt2" if GEN_RRG["generator_model"] == "demo" else GEN_RRG["generator_model"]
+    return (
+        "results/pretrained/gpt2"
+        if GEN_RRG["generator_model"] == "demo"
+        else GEN_RRG["generator_model"]
+    )
 
 
 def gen_region_features(subsample, split):

@@ -2,7 +2,9 @@
 # rules so each rule file reads as a list of signatures).
 RCLIP = config["rclip"]
 PROBE = config["probe"]
-RCLIP_GENERATED_SEED = RCLIP["generated_seed"] if RCLIP["generated_seed"] is not None else SEEDS[0]
+RCLIP_GENERATED_SEED = (
+    RCLIP["generated_seed"] if RCLIP["generated_seed"] is not None else SEEDS[0]
+)
 RCLIP_TEXT_SPLITS = sorted({RCLIP["split"], "valid"})
 RCLIP_PROBE_ENCODERS = ["rclip_radiologist", "rclip_generated", "random_init"] + (
     ["imagenet_init"] if RCLIP["image_weights"] else []
@@ -14,7 +16,11 @@ def rclip_bert_input():
 
 
 def rclip_text_model():
-    return "results/pretrained/bert" if RCLIP["text_model"] == "demo" else RCLIP["text_model"]
+    return (
+        "results/pretrained/bert"
+        if RCLIP["text_model"] == "demo"
+        else RCLIP["text_model"]
+    )
 
 
 def rclip_texts_input(wildcards):
@@ -23,16 +29,23 @@ def rclip_texts_input(wildcards):
         inputs["images"] = "results/data/images.parquet"
     else:
         base = f"results/rrg/{RCLIP['generated_by']}/seed{RCLIP_GENERATED_SEED}"
-        inputs["reports"] = [f"{base}/reports_{RCLIP['subsample']}_{s}.parquet" for s in RCLIP_TEXT_SPLITS]
+        inputs["reports"] = [
+            f"{base}/reports_{RCLIP['subsample']}_{s}.parquet"
+            for s in RCLIP_TEXT_SPLITS
+        ]
     return inputs
 
 
 def rclip_probe_encoder_input(wildcards):
     encoder = wildcards.encoder
     if encoder.startswith("rclip_"):
-        return {"clip": f"results/rclip/{encoder[len('rclip_'):]}/seed{wildcards.seed}/clip"}
+        return {
+            "clip": f"results/rclip/{encoder[len('rclip_'):]}/seed{wildcards.seed}/clip"
+        }
     if encoder == "imagenet_init" and not RCLIP["image_weights"]:
-        raise WorkflowError("probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)")
+        raise WorkflowError(
+            "probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)"
+        )
     return {}
 
 

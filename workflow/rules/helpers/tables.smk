@@ -7,14 +7,23 @@ def table1_entries():
     entries = []
     for system in rrg_systems():
         subsample = system_subsample(system)
-        entries.append({
-            "system": system,
-            "model": rrg_row_name(system),
-            "dataset": dataset_label(config["subsamples"].get(subsample), DATA["synthetic"], subsample),
-            "source": "scored" if system_kind(system) == "external" else "reproduced",
-            "summary": f"results/metrics/rrg/{system}/summary.json",
-            "metrics": [f"results/metrics/rrg/{system}/seed{s}.json" for s in system_seeds(system)],
-        })
+        entries.append(
+            {
+                "system": system,
+                "model": rrg_row_name(system),
+                "dataset": dataset_label(
+                    config["subsamples"].get(subsample), DATA["synthetic"], subsample
+                ),
+                "source": (
+                    "scored" if system_kind(system) == "external" else "reproduced"
+                ),
+                "summary": f"results/metrics/rrg/{system}/summary.json",
+                "metrics": [
+                    f"results/metrics/rrg/{system}/seed{s}.json"
+                    for s in system_seeds(system)
+                ],
+            }
+        )
     return entries
 
 
@@ -29,10 +38,17 @@ def table2_entries():
     entries = []
     for encoder in probe_encoders():
         model, method = PROBE_ROWS[encoder]
-        entries.append({
-            "system": encoder, "model": model, "method": method, "dataset": dataset,
-            "source": "reproduced",
-            "summary": f"results/metrics/probe/{encoder}/summary.json",
-            "metrics": [f"results/metrics/probe/{encoder}/seed{s}.json" for s in SEEDS],
-        })
+        entries.append(
+            {
+                "system": encoder,
+                "model": model,
+                "method": method,
+                "dataset": dataset,
+                "source": "reproduced",
+                "summary": f"results/metrics/probe/{encoder}/summary.json",
+                "metrics": [
+                    f"results/metrics/probe/{encoder}/seed{s}.json" for s in SEEDS
+                ],
+            }
+        )
     return entries

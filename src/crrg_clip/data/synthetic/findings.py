@@ -219,47 +219,22 @@ def study_sentences(findings: list[Finding]) -> list[Sentence]:
     pneumothorax = any(f.kind == "pneumothorax" for f in findings)
     cardiomegaly = any(f.kind == "cardiomegaly" for f in findings)
 
-    if not parenchymal_sides:
-        sentences.append(
-            _normal(
-                "The lungs are clear.", ("right lung", "left lung"), "anatomicalfinding|no|lung opacity", {}
-            )
-        )
-    elif len(parenchymal_sides) == 1:
-        other = "left" if "right" in parenchymal_sides else "right"
-        sentences.append(
-            _normal(
-                f"The {other} lung is clear.", (f"{other} lung",), "anatomicalfinding|no|lung opacity", {}
-            )
-        )
-    if not effusion_sides:
-        sentences.append(
-            _normal(
-                "There is no pleural effusion.",
-                ("right costophrenic angle", "left costophrenic angle"),
-                "anatomicalfinding|no|pleural effusion",
-                {"Pleural Effusion": 0.0},
-            )
-        )
-    elif len(effusion_sides) == 1:
-        other = "left" if "right" in effusion_sides else "right"
-        sentences.append(
-            _normal(
-                f"No {other} pleural effusion.",
-                (f"{other} costophrenic angle",),
-                "anatomicalfinding|no|pleural effusion",
-                {},
-            )
-        )
-    if not pneumothorax:
-        sentences.append(
-            _normal(
-                "No pneumothorax is seen.",
-                ("right lung", "left lung"),
-                "anatomicalfinding|no|pneumothorax",
-                {"Pneumothorax": 0.0},
-            )
-        )
+    # Normal statements are made per side, attached to that side's regions, so a region
+    # carries everything needed to say them (a bilateral "The lungs are clear." would depend
+    # on the other lung, which a region-wise generator cannot see).
+    pneumothorax_sides = {f.side for f in findings if f.kind == "pneumothorax"}
+    for side in ("right", "left"):
+        if side not in parenchymal_sides:
+            sentences.append(_normal(f"The {side} lung is clear.", (f"{side} lung",),
+                                     "anatomicalfinding|no|lung opacity", {}))
+        if side not in pneumothorax_sides:
+            sentences.append(_normal(f"No {side} pneumothorax is seen.", (f"{side} lung", f"{side} apical zone"),
+                                     "anatomicalfinding|no|pneumothorax",
+                                     {} if pneumothorax else {"Pneumothorax": 0.0}))
+        if side not in effusion_sides:
+            sentences.append(_normal(f"No {side} pleural effusion.", (f"{side} costophrenic angle",),
+                                     "anatomicalfinding|no|pleural effusion",
+                                     {} if effusion_sides else {"Pleural Effusion": 0.0}))
     if not cardiomegaly:
         sentences.append(
             _normal(
@@ -286,8 +261,9 @@ def study_sentences(findings: list[Finding]) -> list[Sentence]:
             {"Fracture": 0.0},
         )
     )
+    # anatomical order: by the first (lowest-index) region a sentence is attached to
     order = {s.text: i for i, s in enumerate(sentences)}
-    return sorted(sentences, key=lambda s: (REGION_INDEX.get(s.primary_region, 99), order[s.text]))
+    return sorted(sentences, key=lambda s: (min(REGION_INDEX.get(r, 99) for r in s.regions), order[s.text]))
 
 
 def chexpert_labels(sentences: list[Sentence]) -> dict[str, float]:
