@@ -14,13 +14,7 @@ from test_detector import make_synthetic_cache, tiny_config
 from test_selector import make_selector, synthetic_selector_data
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest (and identically) on one thread, even on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Killed(RuntimeError):
@@ -49,15 +43,15 @@ def assert_same_weights(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
-def check_resume(make_trainer, tmp_path):
+def kill_and_resume(make_trainer, tmp_path):
+    """(uninterrupted weights, killed-then-resumed weights); both runs' metrics files compared."""
     reference, _ = run(make_trainer, tmp_path / "ref", tmp_path / "ref.tsv")
     with pytest.raises(Killed):
         run(make_trainer, tmp_path / "run", tmp_path / "run.tsv", kill_after=0)
     torch.manual_seed(12345)  # a new process starts from a different RNG state
-    resumed, trainer = run(make_trainer, tmp_path / "run", tmp_path / "run.tsv")
-    assert_same_weights(reference, resumed)
+    resumed, _ = run(make_trainer, tmp_path / "run", tmp_path / "run.tsv")
     assert (tmp_path / "ref.tsv").read_text() == (tmp_path / "run.tsv").read_text()
-    return trainer
+    return reference, resumed
 
 
 def test_selector_resume_gives_identical_weights(tmp_path):
@@ -68,7 +62,8 @@ def test_selector_resume_gives_identical_weights(tmp_path):
         return SelectorTrainer(make_selector(), train, valid, Schedule(epochs=3, batch_size=8, lr=1e-3),
                                device=torch.device("cpu"), seed=0, progress=False)
 
-    check_resume(make_trainer, tmp_path)
+    reference, resumed = kill_and_resume(make_trainer, tmp_path)
+    assert_same_weights(reference, resumed)
 
 
 def test_detector_resume_gives_identical_weights(tmp_path):
@@ -83,4 +78,5 @@ def test_detector_resume_gives_identical_weights(tmp_path):
         return DetectorTrainer(RegionDetector(tiny_config()), train, valid, Schedule(epochs=2, batch_size=2, lr=1e-3),
                                device=torch.device("cpu"), seed=0, progress=False)
 
-    check_resume(make_trainer, tmp_path)
+    reference, resumed = kill_and_resume(make_trainer, tmp_path)
+    assert_same_weights(reference, resumed)

@@ -19,13 +19,7 @@ from crrg_clip.train.selector import SelectorData, SelectorTrainer, selection_me
 R = NUM_REGIONS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest (and identically) on one thread, even on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def naive_masked_bce(logits, targets, mask, pos_weight):

@@ -14,14 +14,10 @@ import json
 import os
 import subprocess
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 
-PACKAGES = (
-    "crrg-clip", "torch", "torchvision", "transformers", "tokenizers", "safetensors",
-    "pycocoevalcap", "scikit-learn", "numpy", "pandas", "pyarrow", "snakemake",
-    "matplotlib", "pillow",
-)
+from crrg_clip.runinfo import package_versions
+
 _CHUNK = 1 << 20
 
 
@@ -109,28 +105,13 @@ def code_version(root: str | Path | None = None) -> dict:
             "dirty": bool(status) if status is not None else None}
 
 
-def package_versions(names: Iterable[str] = PACKAGES) -> dict:
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def environment() -> dict:
     """Facts about the process that writes a record."""
     import platform
 
-    device = "cpu"
-    try:
-        import torch
+    import torch
 
-        if torch.cuda.is_available():
-            device = f"cuda ({torch.cuda.get_device_name(0)})"
-    except ImportError:
-        pass
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
     return {
         "host": platform.node(),
         "python": platform.python_version(),

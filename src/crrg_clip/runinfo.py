@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "torch", "torchvision", "transformers", "tokenizers", "snakemake", "pandas",
-    "pyarrow", "numpy", "scikit-learn", "pycocoevalcap", "pydicom", "pillow",
+    "crrg-clip", "torch", "torchvision", "transformers", "tokenizers", "safetensors", "snakemake",
+    "pandas", "pyarrow", "numpy", "scikit-learn", "pycocoevalcap", "pydicom", "pillow", "matplotlib",
 )
 
 

@@ -3,10 +3,10 @@ tokenizers trained on the demo corpus, trained briefly on a word-mapped parallel
 import json
 import logging
 
-import pandas as pd
 import torch
 
 from crrg_clip.models.demo_marian import build_demo_marian_pair
+from crrg_clip.data.corpus import training_findings
 from crrg_clip.runtime import set_threads, setup_logging
 
 # `snakemake` is injected by Snakemake's script directive.
@@ -14,14 +14,7 @@ setup_logging(snakemake.log[0])
 log = logging.getLogger("build_demo_marian")
 set_threads(snakemake.threads)
 
-images = pd.read_parquet(snakemake.input.images)
-for column in ("dicom_id", "split", "findings"):
-    if column not in images.columns:
-        raise ValueError(f"{snakemake.input.images}: missing column {column!r}")
-train = images[images["split"] == "train"].sort_values("dicom_id", kind="stable")
-texts = [t for t in train["findings"].fillna("").astype(str).str.strip() if t]
-if not texts:
-    raise ValueError(f"{snakemake.input.images}: no FINDINGS in the training split to build the demo Marian pair on")
+texts = training_findings(snakemake.input.images)
 
 # The synthetic data's manifest may name the en -> it word map; otherwise made-up words.
 lexicon = None
