@@ -24,17 +24,41 @@ def demo_data_manifest():
     return "results/demo_data/manifest.json" if DATA["synthetic"] else []
 
 
-def data_root(key, must_contain):
-    """A configured data root, checked up front with a message naming what is missing."""
-    root = Path(DATA[key])
-    if not DATA["synthetic"]:
-        missing = [p for p in must_contain if not (root / p).exists()]
-        if missing:
-            raise WorkflowError(
-                f"data.{key} = {root}: expected {', '.join(str(root / p) for p in missing)} "
-                f"(see README, 'Real data')"
-            )
-    return str(root)
+# What each real data root must hold (FORMATS.md); checked once, before any job, so a
+# wrong path is reported with everything that is missing rather than as a failed job.
+DATA_LAYOUT = {
+    "mimic_cxr_reports": ["files"],
+    "mimic_cxr_jpg": [
+        "files",
+        "mimic-cxr-2.0.0-metadata.csv.gz",
+        "mimic-cxr-2.0.0-split.csv.gz",
+    ],
+    "imagenome": ["silver_dataset/scene_graph", "silver_dataset/splits"],
+    "rsna": ["stage_2_train_labels.csv", "stage_2_train_images"],
+}
+
+
+def check_data_roots():
+    if DATA["synthetic"]:
+        return
+    problems = [
+        f"data.{key} = {DATA[key]}: expected {Path(DATA[key]) / item}"
+        for key, items in DATA_LAYOUT.items()
+        for item in items
+        if not (Path(DATA[key]) / item).exists()
+    ]
+    if problems:
+        raise WorkflowError(
+            "missing raw data (see README, 'Real data'):\n  " + "\n  ".join(problems)
+        )
+
+
+check_data_roots()
+
+
+def data_root(key, must_contain=()):
+    """A configured data root (already checked by check_data_roots)."""
+    return str(Path(DATA[key]))
 
 
 def default_targets():
