@@ -171,3 +171,15 @@ def test_detector_features_selector_chain(tmp_path):
     selector = load_selector(tmp_path / "sel")
     feats, _ = load_region_features(tmp_path / "valid.safetensors")
     assert selector.project(feats["features"]).shape == (2, R, 8)
+
+
+def test_threshold_with_best_validation_f1_by_hand():
+    from crrg_clip.train.selector import f1_best_threshold
+
+    logits = torch.tensor([-2.0, -0.5, 0.3, 1.0, 2.0])
+    targets = torch.tensor([False, False, True, False, True])
+    # thresholds between scores: > 0.65 keeps {1.0, 2.0}: F1 2*1/(2+2) = 0.5;
+    # > -0.1 keeps {0.3, 1.0, 2.0}: F1 2*2/(3+2) = 0.8 (best); > -1.25: 2*2/(4+2) = 0.667
+    assert f1_best_threshold(logits, targets) == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="no validation region"):
+        f1_best_threshold(logits, torch.zeros(5, dtype=torch.bool))

@@ -54,6 +54,41 @@ def load_selector_data(features_path, regions_path, rows_path=None) -> SelectorD
                         torch.from_numpy(labels.has_sentence), torch.from_numpy(labels.is_abnormal))
 
 
+@torch.no_grad()
+def f1_best_threshold(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The logit threshold (selected = logit > t) with the best F1 on ``targets``.
+
+    ``logits``/``targets``: (N,) over the detected validation regions. Candidates lie midway
+    between consecutive distinct logits, so the choice never sits on a validation score.
+    """
+    logits, targets = logits.float().flatten(), targets.bool().flatten()
+    if len(logits) == 0 or not targets.any():
+        raise ValueError("cannot tune the selection threshold: no validation region with a sentence")
+    values = torch.unique(logits)  # sorted
+    candidates = torch.cat([values[:1] - 1.0, (values[1:] + values[:-1]) / 2])
+    best, best_f1 = float(candidates[0]), -1.0
+    for t in candidates.tolist():
+        selected = logits > t
+        tp = int((selected & targets).sum())
+        f1 = 2 * tp / (int(selected.sum()) + int(targets.sum()))
+        if f1 > best_f1:
+            best, best_f1 = t, f1
+    return best
+
+
+@torch.no_grad()
+def tune_selection_threshold(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> float:
+    """Best-F1 threshold over the detected regions of ``data`` (the validation split)."""
+    model.eval()
+    logits, targets = [], []
+    for start in range(0, len(data), batch_size):
+        feats, has_sentence, _, detected = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
+        batch_logits, _ = model.select(feats, detected)
+        logits.append(batch_logits[detected].cpu())
+        targets.append(has_sentence[detected].cpu())
+    return f1_best_threshold(torch.cat(logits), torch.cat(targets))
+
+
 def selection_metrics(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> dict[str, float]:
     """Precision / recall / F1 of ``selected`` against ``has_sentence`` over all (image, region) pairs."""
     model.eval()
@@ -107,7 +142,7 @@ class SelectorTrainer:
 
 def train_selector(*, train_features, valid_features, regions_path, train_rows=None, valid_rows=None, out_dir, checkpoint_dir,
                    region_feature_dim: int, abnormal_classifier: bool, selection_pos_weight: float,
-                   abnormal_pos_weight: float, selection_threshold: float, schedule: Schedule,
+                   abnormal_pos_weight: float, selection_threshold: float | str, schedule: Schedule,
                    device: torch.device, seed: int, detector_folder: str | None = None,
                    progress: bool = True) -> dict:
     started = now()
@@ -115,9 +150,11 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
     out_dir = Path(out_dir)
     train = load_selector_data(train_features, regions_path, train_rows)
     valid = load_selector_data(valid_features, regions_path, valid_rows)
+    tune = selection_threshold == "valid_f1"
     config = SelectorConfig(in_channels=int(train.features.shape[-1]), region_feature_dim=region_feature_dim,
                             abnormal_classifier=abnormal_classifier, selection_pos_weight=selection_pos_weight,
-                            abnormal_pos_weight=abnormal_pos_weight, selection_threshold=selection_threshold)
+                            abnormal_pos_weight=abnormal_pos_weight,
+                            selection_threshold=-1.0 if tune else float(selection_threshold))
     log.info("selector: %d training images (%.1f%% regions detected, %.1f%% with a sentence), %d validation",
              len(train), 100 * train.detected.float().mean(), 100 * train.has_sentence.float().mean(), len(valid))
     settings = {"model": asdict(config), "schedule": asdict(schedule), "seed": seed,
@@ -129,6 +166,9 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
     t0 = time.perf_counter()
     history = trainer.fit(checkpoint_dir, out_dir / "metrics.tsv")
     seconds = time.perf_counter() - t0
+    if tune:  # chosen on the validation split, never on test; stored in the model's config.json
+        model.config.selection_threshold = tune_selection_threshold(model, valid, device)
+        log.info("selection threshold tuned on the validation split: %.4f", model.config.selection_threshold)
     metrics = selection_metrics(model, valid, device)
     log.info("selector validation (best epoch %d): precision %.3f recall %.3f F1 %.3f", history.best_epoch,
              metrics["precision"], metrics["recall"], metrics["f1"])
@@ -136,7 +176,8 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
                                                "detector": detector_folder})
     plot_loss_curve(out_dir / "metrics.tsv", out_dir / "loss_curve.png", "RRG region selection")
     summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val, "train_seconds": seconds,
-               "valid_selection": metrics}
+               "valid_selection": metrics, "selection_threshold": model.config.selection_threshold,
+               "threshold_tuned_on_valid": tune}
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
                    settings=settings, extra={"summary": summary})
     return summary

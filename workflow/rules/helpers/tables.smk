@@ -38,6 +38,9 @@ def table2_entries():
     entries = []
     for encoder in probe_encoders():
         model, method = PROBE_ROWS[encoder]
+        if encoder in ("random_init", "imagenet_init"):
+            # the baselines use the configured image encoder (the demo's is smaller than ResNet-50)
+            model = config["rclip"]["image_encoder"].replace("resnet", "ResNet-")
         entries.append(
             {
                 "system": encoder,
