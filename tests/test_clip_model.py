@@ -204,3 +204,21 @@ def test_train_clip_end_to_end_writes_the_model_folder(tmp_path, bert_dir):
     assert result["best_epoch"] == int(metrics["val_loss"].idxmin())
     model, _, config = load_clip(out)
     assert config["text_source"] == "radiologist" and config["image_size"] == 32
+
+
+def test_demo_wordpiece_ids_do_not_depend_on_the_process():
+    """The tokenizers trainer numbers a vocabulary in hash-map order; the demo fixes the order,
+    so two processes (different hash seeds) build the same ids."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from crrg_clip.models.demo_bert import train_wordpiece_tokenizer; "
+            "t = train_wordpiece_tokenizer(['The right lung is clear.', 'No left pleural effusion.', "
+            "'A 12 mm nodule is seen.'] * 5, vocab_size=1000); print(json.dumps(t.get_vocab(), sort_keys=True))")
+    vocabs = [json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                        env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout)
+              for seed in (1, 2, 3)]
+    assert vocabs[0] == vocabs[1] == vocabs[2]
+    assert vocabs[0]["[PAD]"] == 0 or min(vocabs[0].values()) == 0

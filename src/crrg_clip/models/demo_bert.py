@@ -18,18 +18,28 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int = 512):
-    """A ``BertTokenizerFast`` whose WordPiece vocabulary is learnt from ``texts``."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A ``BertTokenizerFast`` whose WordPiece vocabulary is learnt from ``texts``.
+
+    The vocabulary is built deterministically: every character (and its ``##`` continuation)
+    so that any word can be spelled, then whole words by frequency (ties by spelling) up to
+    ``vocab_size``. The ``tokenizers`` WordPiece trainer was not used: it breaks ties between
+    equally frequent merges in hash-map order, so two runs learnt different vocabularies.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
 
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise ValueError("demo BERT: the tokenizer corpus is empty")
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    return wrap_wordpiece(tokenizer, max_length)
+    normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in texts for w, _ in splitter.pre_tokenize_str(normalizer.normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    alphabet = chars + [f"##{c}" for c in chars]
+    budget = max(0, vocab_size - len(SPECIAL_TOKENS) - len(alphabet))
+    ranked = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))[:budget]
+    return tokenizer_from_vocab(list(SPECIAL_TOKENS) + alphabet + sorted(ranked), max_length)
 
 
 def tokenizer_from_vocab(vocab: list[str], max_length: int = 512):
