@@ -70,3 +70,8 @@ def test_model_ends_with_best_epoch_weights(tmp_path):
     best = min(history.rows, key=lambda r: r["val_loss"])
     assert history.best_epoch == best["epoch"]
     assert (tmp_path / "metrics.tsv").read_text().count("\n") == len(history.rows) + 1
+
+
+def test_finished_training_leaves_no_resume_point(tmp_path):
+    _train(tmp_path)
+    assert not (tmp_path / "ckpt" / "last.pt").exists()

@@ -1,7 +1,8 @@
 """A resumable training loop shared by every stage.
 
 Each epoch ends with an atomic checkpoint (model, optimiser, scheduler, RNG state, history,
-best weights) under ``checkpoint_dir``, outside the rule's declared outputs. A job killed
+best weights) under ``checkpoint_dir``, outside the rule's declared outputs; it is removed
+when the training finishes. A job killed
 mid-run and started again continues from its last finished epoch and, on CPU, ends with
 the same weights as an uninterrupted run: the data order of epoch ``e`` depends only on
 ``(seed, e)`` and the global RNG state is restored.
@@ -102,7 +103,11 @@ def fit(
     if path.exists():
         # weights_only: tensors, numbers, strings and dicts only; nothing arbitrary is unpickled
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(saved["model"])
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError as error:
+            raise RuntimeError(f"{path}: this resume checkpoint belongs to a different model; delete it "
+                               f"to start afresh ({str(error).splitlines()[0]})") from error
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler") is not None:
             scheduler.load_state_dict(saved["scheduler"])
@@ -144,6 +149,9 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     write_metrics(history.rows, metrics_path)
+    # A finished training needs no resume point; leaving it would let a later rerun (with new
+    # inputs) "resume" a model it has nothing to do with.
+    path.unlink(missing_ok=True)
     return history
 
 
