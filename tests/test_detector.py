@@ -261,5 +261,5 @@ def test_train_detector_writes_model_folder(tmp_path):
     assert list(metrics["epoch"]) == [0, 1]
     assert {"train_loss", "train_loss_classifier", "val_loss", "lr"} <= set(metrics.columns)
     assert summary["best_val_loss"] == metrics["val_loss"].min()
-    assert (tmp_path / "ckpt" / "last.pt").exists()
+    assert not (tmp_path / "ckpt" / "last.pt").exists()  # a finished training keeps no resume point
     load_detector(out)

@@ -32,3 +32,15 @@ def load_weights(folder: Path | str, model: nn.Module, device: torch.device | st
         raise FileNotFoundError(f"{folder}: no model.safetensors")
     model.load_state_dict(load_file(str(path), device=str(device)))
     return model
+
+
+def load_config_model(folder: Path | str, *, kind: str, config_cls, model_cls,
+                      device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild ``model_cls(config_cls(**config.json))`` and load its weights, in eval mode."""
+    raw = read_model_config(folder)
+    if raw.get("kind") != kind:
+        raise ValueError(f"{folder}/config.json: kind {raw.get('kind')!r}, expected {kind!r}")
+    fields = {k: raw[k] for k in config_cls.__dataclass_fields__ if k in raw}
+    model = model_cls(config_cls(**fields))
+    load_weights(folder, model, device)
+    return model.to(device).eval()

@@ -31,6 +31,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from .exclusions import ExclusionLog
+from .region_dataset import AugmentConfig as Augment  # the same MIMIC augmentation (PROTOCOL.md)
 
 TEXT_COLUMNS = ["study_id", "dicom_id", "text", "split"]
 
@@ -124,17 +125,6 @@ def build_items(texts: pd.DataFrame, back_translations: pd.DataFrame, cache_inde
     back = [b if b.strip() else t for b, t in zip(back, part["text"])]
     return CLIPItems(rows=rows, others=others, texts=part["text"].tolist(), back_translations=back,
                      dicom_ids=part["dicom_id"].tolist())
-
-
-@dataclass(frozen=True)
-class Augment:
-    """MIMIC training augmentation (PROTOCOL.md): jitter, noise, small translate/rotate."""
-
-    brightness: float = 0.1
-    contrast: float = 0.1
-    noise_std: float = 0.02
-    translate_fraction: float = 0.02
-    rotate_degrees: float = 2.0
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:

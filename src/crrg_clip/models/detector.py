@@ -31,7 +31,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from crrg_clip.modelio import load_weights, read_model_config, save_model_folder
+from crrg_clip.modelio import load_weights, read_model_config, save_model_folder, load_config_model
 from crrg_clip.regions import NUM_REGIONS, REGIONS
 
 log = logging.getLogger(__name__)
@@ -211,11 +211,5 @@ def save_detector(folder: Path | str, model: RegionDetector, extra: dict | None 
 
 
 def load_detector(folder: Path | str, device: torch.device | str = "cpu") -> RegionDetector:
-    """Rebuild the detector from ``config.json`` and load ``model.safetensors`` (eval mode)."""
-    raw = read_model_config(folder)
-    if raw.get("kind") != KIND:
-        raise ValueError(f"{folder}/config.json: kind {raw.get('kind')!r}, expected {KIND!r}")
-    fields = {k: raw[k] for k in DetectorConfig.__dataclass_fields__ if k in raw}
-    model = RegionDetector(DetectorConfig(**fields))
-    load_weights(folder, model, device)
-    return model.to(device).eval()
+    """Rebuild from ``config.json`` and load ``model.safetensors`` (eval mode)."""
+    return load_config_model(folder, kind=KIND, config_cls=DetectorConfig, model_cls=RegionDetector, device=device)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from crrg_clip.modelio import load_weights, read_model_config, save_model_folder
+from crrg_clip.modelio import load_weights, read_model_config, save_model_folder, load_config_model
 
 KIND = "rrg_region_selector"
 LOSS_WEIGHTS = {"select": 5.0, "abnormal": 5.0}  # PROTOCOL stage weights (5 x select + 5 x abnormal)
@@ -110,11 +110,5 @@ def save_selector(folder: Path | str, model: RegionSelector, extra: dict | None 
 
 
 def load_selector(folder: Path | str, device: torch.device | str = "cpu") -> RegionSelector:
-    """Rebuild the selector from ``config.json`` and load ``model.safetensors`` (eval mode)."""
-    raw = read_model_config(folder)
-    if raw.get("kind") != KIND:
-        raise ValueError(f"{folder}/config.json: kind {raw.get('kind')!r}, expected {KIND!r}")
-    fields = {k: raw[k] for k in SelectorConfig.__dataclass_fields__ if k in raw}
-    model = RegionSelector(SelectorConfig(**fields))
-    load_weights(folder, model, device)
-    return model.to(device).eval()
+    """Rebuild from ``config.json`` and load ``model.safetensors`` (eval mode)."""
+    return load_config_model(folder, kind=KIND, config_cls=SelectorConfig, model_cls=RegionSelector, device=device)
