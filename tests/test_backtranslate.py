@@ -141,31 +141,45 @@ def test_bad_batch_size_is_refused():
 
 def test_cache_reuse_across_runs_and_sources(tmp_path):
     path = tmp_path / "cache" / "bt.sqlite"
-    first = bt.back_translate(TEXTS[:4], FakeTranslator(), FakeTranslator(), SETTINGS, cache=bt.TranslationCache(path))
+    beams = bt.GenerationSettings(**{**SETTINGS.__dict__, "do_sample": False})  # deterministic decoding
+    first = bt.back_translate(TEXTS[:4], FakeTranslator(), FakeTranslator(), beams, cache=bt.TranslationCache(path))
     assert first.translated == 4
 
     # a rerun (or the other text source) sharing texts translates only the new ones
     forward, backward = FakeTranslator(), FakeTranslator()
-    second = bt.back_translate(TEXTS, forward, backward, SETTINGS, cache=bt.TranslationCache(path))
+    second = bt.back_translate(TEXTS, forward, backward, beams, cache=bt.TranslationCache(path))
     assert second.cached == 4 and second.translated == len(TEXTS) - 4
     assert sorted(forward.seen) == sorted(TEXTS[4:])
     assert second.table.set_index("text").loc[TEXTS[:4]].equals(first.table.set_index("text"))
 
     # tighter checks re-check cached translations without translating again
     forward = FakeTranslator()
-    strict = bt.back_translate(TEXTS, forward, FakeTranslator(), SETTINGS, bt.Checks(max_length_ratio=1.0,
+    strict = bt.back_translate(TEXTS, forward, FakeTranslator(), beams, bt.Checks(max_length_ratio=1.0,
                                min_length_ratio=1.0), cache=bt.TranslationCache(path))
     assert forward.seen == [] and strict.cached == len(TEXTS)
 
     # a batch size change reuses the cache; another model or another temperature does not
     forward = FakeTranslator()
-    bigger = bt.GenerationSettings(**{**SETTINGS.__dict__, "batch_size": 64})
+    bigger = bt.GenerationSettings(**{**beams.__dict__, "batch_size": 64})
     bt.back_translate(TEXTS, forward, FakeTranslator(), bigger, cache=bt.TranslationCache(path))
     assert forward.seen == []
-    for fwd, settings in ((FakeTranslator("other-model"), SETTINGS),
-                          (FakeTranslator(), bt.GenerationSettings(**{**SETTINGS.__dict__, "temperature": 1.0}))):
+    for fwd, settings in ((FakeTranslator("other-model"), beams),
+                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "temperature": 1.0}))):
         bt.back_translate(TEXTS, fwd, FakeTranslator(), settings, cache=bt.TranslationCache(path))
         assert sorted(fwd.seen) == sorted(TEXTS)
+
+
+def test_sampled_translations_are_reused_only_for_the_same_request(tmp_path):
+    """A sampled output depends on the whole request, so reusing it for another set of texts
+    would make results depend on what ran before; a rerun of the same request is cached."""
+    path = tmp_path / "bt.sqlite"
+    bt.back_translate(TEXTS[:4], FakeTranslator(), FakeTranslator(), SETTINGS, cache=bt.TranslationCache(path))
+    forward = FakeTranslator()
+    bt.back_translate(TEXTS, forward, FakeTranslator(), SETTINGS, cache=bt.TranslationCache(path))
+    assert sorted(forward.seen) == sorted(TEXTS)  # a different request: nothing reused
+    forward = FakeTranslator()
+    rerun = bt.back_translate(TEXTS, forward, FakeTranslator(), SETTINGS, cache=bt.TranslationCache(path))
+    assert forward.seen == [] and rerun.cached == len(TEXTS)
 
 
 def test_model_identity_hashes_folder_contents(tmp_path):

@@ -7,8 +7,10 @@ at ``max_length`` without an end-of-sequence token) is replaced by the original 
 the reason is recorded in ``status`` and counted.
 
 The cache stores raw translations keyed by (both models' identities, the generation
-settings, the text), so reruns and the two text sources (radiologist, generated) reuse
-work, and changing a check threshold re-checks without re-translating. ``batch_size`` is
+settings, the text), so reruns reuse work, and changing a check threshold re-checks without
+re-translating. With sampling, the key also holds the request's set of texts (a sampled
+output depends on the whole request), so the two text sources share entries only when
+decoding is deterministic (``do_sample: false``). ``batch_size`` is
 not part of the key: it changes how texts are grouped, not what is asked for.
 
 Letters: B batch, S source tokens, T generated tokens.
@@ -211,6 +213,12 @@ def back_translate(texts: Sequence[str], forward: Translator, backward: Translat
     unique = list(dict.fromkeys(str(t) for t in texts))
     to_translate = [t for t in unique if t.strip()]
     namespace = cache_namespace(forward, backward, settings)
+    if settings.do_sample:
+        # A sampled translation depends on the whole request (one RNG stream runs across the
+        # batches), so it is reused only for the same set of texts (a rerun): sharing it with
+        # other requests would make the output depend on what was translated before.
+        request = hashlib.sha256("\n".join(sorted(to_translate)).encode()).hexdigest()
+        namespace = f"{namespace}:request={request}"
     done = cache.get_many(namespace, to_translate) if cache else {}
     misses = [t for t in to_translate if t not in done]
     log.info("%d texts, %d unique, %d non-empty, %d cached, %d to translate",
