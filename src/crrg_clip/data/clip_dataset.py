@@ -30,6 +30,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ..rng import item_generator, uniform as _uniform
 from .exclusions import ExclusionLog
 from .region_dataset import AugmentConfig as Augment  # the same MIMIC augmentation (PROTOCOL.md)
 
@@ -125,14 +126,6 @@ def build_items(texts: pd.DataFrame, back_translations: pd.DataFrame, cache_inde
     back = [b if b.strip() else t for b, t in zip(back, part["text"])]
     return CLIPItems(rows=rows, others=others, texts=part["text"].tolist(), back_translations=back,
                      dicom_ids=part["dicom_id"].tolist())
-
-
-def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_033 + index) % (2**63 - 1))
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return float(low + (high - low) * torch.rand((), generator=g))
 
 
 def to_float(image: np.ndarray, size: int) -> torch.Tensor:

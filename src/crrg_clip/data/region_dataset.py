@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from crrg_clip.regions import NUM_REGIONS
+from crrg_clip.rng import item_generator
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,6 @@ def augment(image: torch.Tensor, boxes: torch.Tensor, cfg: AugmentConfig,
         image = affine_image(image, angle, shift)
         boxes = affine_boxes(boxes, angle, shift, size)
     return image, boxes
-
-
-def item_generator(seed: int, epoch: int, item: int) -> torch.Generator:
-    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_033 + item) % (2**63 - 1))
 
 
 # ---------------------------------------------------------------- detector data

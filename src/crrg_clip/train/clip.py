@@ -6,10 +6,8 @@ the subsample's ``valid`` split) picks the best epoch; the model folder holds th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from ..models.clip import build_clip, save_clip
 from ..models.clip_losses import RCLIPLoss
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
-from .loop import CHECKPOINT, epoch_batches, fit, plot_loss_curve
+from .loop import epoch_batches, file_stamp, fit, plot_loss_curve, reset_stale_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +60,6 @@ def cosine_with_warmup(step: int, *, warmup_steps: int, total_steps: int) -> flo
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def reset_stale_checkpoint(checkpoint_dir: Path | str, fingerprint: dict) -> None:
-    """Drop a resume checkpoint written for other settings or inputs (a rerun starts afresh)."""
-    checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    stamp = checkpoint_dir / "fingerprint.json"
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
-    if stamp.exists() and stamp.read_text() != text and (checkpoint_dir / CHECKPOINT).exists():
-        log.info("checkpoint in %s belongs to other settings or inputs: starting afresh", checkpoint_dir)
-        (checkpoint_dir / CHECKPOINT).unlink()
-    elif not stamp.exists() and (checkpoint_dir / CHECKPOINT).exists():
-        (checkpoint_dir / CHECKPOINT).unlink()
-    stamp.write_text(text)
-
-
-def file_stamp(*paths: Path | str) -> list:
-    out = []
-    for p in paths:
-        st = os.stat(p)
-        out.append([str(p), st.st_size, st.st_mtime_ns])
-    return out
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

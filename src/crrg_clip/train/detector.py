@@ -8,7 +8,6 @@ sampler draws random proposals), so it is the same number whenever it is compute
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -21,12 +20,11 @@ from crrg_clip.data.region_dataset import AugmentConfig, DetectorData, Normalize
 from crrg_clip.models.detector import DetectorConfig, RegionDetector, save_detector
 from crrg_clip.runinfo import now, write_run_info
 from crrg_clip.runtime import describe_device, seed_everything
-from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve
+from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint
 
 log = logging.getLogger(__name__)
 
 DETECTOR_LOSS_WEIGHT = 1.0  # PROTOCOL stage weight (1 x det)
-SETTINGS_FILE = "settings.json"
 
 
 @dataclass
@@ -47,19 +45,6 @@ def autocast(device: torch.device, amp: str | None):
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def reset_stale_checkpoint(checkpoint_dir: Path | str, settings: dict) -> None:
-    """Resume only a run made with the same settings; otherwise start from scratch."""
-    checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    marker = checkpoint_dir / SETTINGS_FILE
-    text = json.dumps(settings, sort_keys=True, default=str)
-    if marker.exists() and marker.read_text() != text:
-        for path in checkpoint_dir.glob("*.pt"):
-            log.info("settings changed since %s was written: removing it", path)
-            path.unlink()
-    marker.write_text(text)
 
 
 def make_optimizer(model: torch.nn.Module, schedule: Schedule):

@@ -11,6 +11,7 @@ the same weights as an uninterrupted run: the data order of epoch ``e`` depends 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -31,6 +32,24 @@ class History:
     rows: list[dict] = field(default_factory=list)
     best_val: float = math.inf
     best_epoch: int = -1
+
+
+def reset_stale_checkpoint(checkpoint_dir: Path | str, fingerprint: dict) -> None:
+    """Drop a resume checkpoint written for other settings or inputs (a rerun starts afresh)."""
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    stamp = checkpoint_dir / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    checkpoint = checkpoint_dir / CHECKPOINT
+    if checkpoint.exists() and (not stamp.exists() or stamp.read_text() != text):
+        log.info("checkpoint in %s belongs to other settings or inputs: starting afresh", checkpoint_dir)
+        checkpoint.unlink()
+    stamp.write_text(text)
+
+
+def file_stamp(*paths: Path | str) -> list:
+    """Size and modification time of input files, for a checkpoint's fingerprint."""
+    return [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
 
 
 def epoch_batches(n_items: int, batch_size: int, *, seed: int, epoch: int,

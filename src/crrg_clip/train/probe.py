@@ -30,12 +30,11 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from ..data.clip_dataset import item_generator
 from ..models.probe import LinearProbe, build_encoder, save_probe
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
-from .clip import file_stamp, reset_stale_checkpoint
-from .loop import epoch_batches, fit, plot_loss_curve
+from ..rng import item_generator, uniform as _uniform
+from .loop import epoch_batches, file_stamp, fit, plot_loss_curve, reset_stale_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +54,6 @@ class ProbeSettings:
     @classmethod
     def from_config(cls, values: dict) -> "ProbeSettings":
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-
-
-def _uniform(g: torch.Generator, low: float, high: float) -> float:
-    return float(low + (high - low) * torch.rand((), generator=g))
 
 
 def crop_box(height: int, width: int, scale, g: torch.Generator, ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:

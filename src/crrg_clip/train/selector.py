@@ -20,7 +20,8 @@ from crrg_clip.models.selector import RegionSelector, SelectorConfig, save_selec
 from crrg_clip.region_features import load_region_features
 from crrg_clip.runinfo import now, write_run_info
 from crrg_clip.runtime import describe_device, seed_everything
-from crrg_clip.train.detector import Schedule, make_optimizer, reset_stale_checkpoint
+from crrg_clip.train.detector import Schedule, make_optimizer
+from crrg_clip.train.loop import reset_stale_checkpoint
 from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve
 
 log = logging.getLogger(__name__)
