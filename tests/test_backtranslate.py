@@ -92,7 +92,42 @@ def test_degenerate_outputs_fall_back_to_the_original_and_are_counted():
     assert result.counts == {bt.OK: 1, bt.EMPTY: 1, bt.TRUNCATED: 1, bt.TOO_SHORT: 1, bt.TOO_LONG: 1,
                              bt.REPEATED: 1, bt.EMPTY_INPUT: 1}
     table = bt.counts_table(result.counts)
-    assert list(table.columns) == ["reason", "count"] and table["count"].sum() == 7
+    assert list(table.columns) == ["reason", "count", "unit"] and table["count"].sum() == 7
+    assert set(table["unit"]) == {"report"}
+
+
+def test_sentence_unit_translates_each_unique_sentence_once_and_falls_back_per_sentence():
+    shared = "No acute osseous abnormality."
+    first = f"The heart size is normal.  {shared}"
+    second = f"Patchy opacity in the right lower lobe may reflect pneumonia. {shared}"
+    bad = "Patchy opacity in the right lower lobe may reflect pneumonia."
+    forward = FakeTranslator()
+    backward = FakeTranslator("back", overrides={forward_of(bad): bt.Translation("", False)})
+    result = bt.back_translate_units([first, second, first], forward, backward, SETTINGS, unit="sentence")
+    # three unique sentences, each sent once, none of them a whole text
+    assert sorted(forward.seen) == sorted(["The heart size is normal.", shared, bad])
+    rows = result.table.set_index("text")
+    assert list(rows.index) == [first, second]
+    assert rows.loc[first, "back_translation"] == f"The heart size is normal. {shared}"
+    assert rows.loc[first, "status"] == bt.OK
+    # the empty sentence falls back alone: the text keeps its other sentence's translation
+    assert rows.loc[second, "status"] == bt.EMPTY
+    assert rows.loc[second, "back_translation"] == f"{bad} {shared}"
+    assert result.counts == {bt.OK: 2, bt.EMPTY: 1}
+    assert set(bt.counts_table(result.counts, "sentence")["unit"]) == {"sentence"}
+
+
+def test_report_unit_is_plain_back_translate_and_unknown_unit_is_refused():
+    forward = FakeTranslator()
+    result = bt.back_translate_units(TEXTS[:2], forward, FakeTranslator(), SETTINGS, unit="report")
+    assert sorted(forward.seen) == sorted(TEXTS[:2])
+    with pytest.raises(ValueError, match="unit 'word'"):
+        bt.back_translate_units(TEXTS[:2], FakeTranslator(), FakeTranslator(), SETTINGS, unit="word")
+
+
+def test_split_sentences():
+    assert bt.split_sentences(" A b.  C d?\nE f!  ") == ["A b.", "C d?", "E f!"]
+    assert bt.split_sentences("   ") == []
 
 
 def test_truncated_forward_leg_falls_back():
@@ -269,3 +304,32 @@ def test_marian_translator_flags_truncation(demo_pair):
     translator.model.generation_config.bad_words_ids = [[translator.eos_id], [translator.model.config.pad_token_id]]
     out = translator.translate_batch(TEXTS[:2])
     assert all(t.truncated for t in out)
+
+
+SENTENCES = [f"{template.format(side=side)}" for side in ("right", "left") for template in (
+    "The {side} lung is clear.", "No {side} pleural effusion.", "No {side} pneumothorax is seen.",
+    "Small {side} pleural effusion is present.", "There is a moderate {side} pneumothorax.",
+    "Focal consolidation in the {side} mid lung is concerning for pneumonia.",
+    "There is a patchy opacity in the {side} upper lung.",
+)] + ["The cardiac silhouette is within normal limits.", "Moderate cardiomegaly is present."]
+
+
+def test_sentence_segments_leave_out_whole_texts():
+    text = "The right lung is clear. No right pleural effusion."
+    assert dm.training_segments([text], "sentence") == ["The right lung is clear.", "No right pleural effusion."]
+    assert dm.training_segments([text], "report") == [text, "The right lung is clear.", "No right pleural effusion."]
+
+
+@pytest.mark.slow
+def test_demo_pair_trained_on_sentences_round_trips_them(tmp_path):
+    """The demo's back-translation must keep the findings: most sentences come back exactly."""
+    torch.set_num_threads(1)
+    reports = [" ".join(SENTENCES[i::3]) for i in range(3)]
+    dm.build_demo_marian_pair(reports, tmp_path / "en_it", tmp_path / "it_en", vocab_size=200, sizes={},
+                              train_steps=400, seed=0, batch_size=32, max_length=64, unit="sentence")
+    settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=32, max_length=64, seed=0)
+    forward = bt.MarianTranslator(str(tmp_path / "en_it"), "cpu", settings)
+    backward = bt.MarianTranslator(str(tmp_path / "it_en"), "cpu", settings)
+    result = bt.back_translate(SENTENCES, forward, backward, settings)
+    exact = (result.table["back_translation"] == result.table["text"]) & (result.table["status"] == bt.OK)
+    assert exact.mean() >= 0.8, result.table[~exact].to_string()

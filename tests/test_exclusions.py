@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from crrg_clip.backtranslate import counts_table
 from crrg_clip.data.exclusions import (
-    ExclusionLog, ExclusionThresholdError, check_threshold, merge_exclusions, merge_kept, read_exclusions,
+    ExclusionLog, ExclusionThresholdError, backtranslation_summary, check_threshold, merge_exclusions, merge_kept, read_exclusions,
     summarise, write_kept,
 )
 
@@ -39,3 +40,16 @@ def test_empty_log_writes_a_header(tmp_path: Path):
     ExclusionLog().write(tmp_path / "e.tsv")
     assert (tmp_path / "e.tsv").read_text().strip() == "dataset\titem_id\treason"
     assert merge_exclusions([tmp_path / "e.tsv"]).empty
+
+
+def test_backtranslation_counts_join_the_summary_with_their_unit(tmp_path: Path):
+    counts_table({"ok": 5, "empty": 2}, "sentence").to_csv(tmp_path / "backtranslation_generated.tsv",
+                                                           sep="\t", index=False)
+    summary = backtranslation_summary(summarise(merge_exclusions([]), merge_kept([])),
+                                      [tmp_path / "backtranslation_generated.tsv"])
+    rows = {(d, s, r): n for d, s, r, n in summary.itertuples(index=False)}
+    assert rows[("backtranslation-generated", "ok", "ok (sentences)")] == 5
+    assert rows[("backtranslation-generated", "fallback", "empty (sentences)")] == 2
+    (tmp_path / "backtranslation_old.tsv").write_text("reason\tcount\nok\t3\n")
+    with pytest.raises(ValueError, match="backtranslation_old.tsv: expected columns reason, count, unit"):
+        backtranslation_summary(summary, [tmp_path / "backtranslation_old.tsv"])

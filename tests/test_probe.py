@@ -103,3 +103,40 @@ def test_imagenet_init_needs_weights_and_random_init_is_seeded():
     a = build_encoder("random_init", arch="resnet18", seed=1)
     b = build_encoder("random_init", arch="resnet18", seed=1)
     assert torch.equal(a.trunk.conv1.weight, b.trunk.conv1.weight)
+
+
+def test_standardised_head_is_a_linear_function_of_the_raw_features():
+    torch.manual_seed(0)
+    probe = LinearProbe(ImageEncoder("resnet18"))
+    features = torch.rand(40, probe.encoder.feature_dim) * torch.linspace(0.5, 5.0, probe.encoder.feature_dim)
+    features[:, 0] = 0.3  # a dead feature: constant on these images
+    plain = probe.classify(features)
+    assert torch.allclose(plain, probe.head(features).squeeze(-1))  # buffers 0 / 1: the plain head
+    probe.set_feature_statistics(features)
+    standardised = (features - features.mean(0)) / probe.feature_std
+    assert torch.allclose(standardised[:, 1:].std(0, unbiased=False), torch.ones(features.shape[1] - 1), atol=1e-3)
+    # the dead feature's std is floored (0.1 x median), so a small change cannot explode it
+    assert float(probe.feature_std[0]) == pytest.approx(0.1 * float(features.std(0, unbiased=False).median()))
+    # folded into one Linear layer: w / std on the raw features, bias shifted by the mean
+    w = probe.head.weight[0] / probe.feature_std
+    b = probe.head.bias - (w * probe.feature_mean).sum()
+    assert torch.allclose(probe.classify(features), features @ w + b, atol=1e-4)
+
+
+def test_standardize_setting_stores_training_statistics_in_the_model_folder(tmp_path):
+    images, index = rsna_cache(tmp_path, n=40, n_train_subset=12)
+    settings = ProbeSettings(epochs=2, batch_size=8, lr=1e-2, image_size=32, standardize=True)
+    out = tmp_path / "probe"
+    train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
+                checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
+                normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"), progress=False)
+    probe, _ = load_probe(out)
+    train_rows = pd.read_parquet(index).query("split == 'train' and in_train_subset")["row"]
+    x = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in train_rows])
+    features = probe.features(x)
+    assert torch.allclose(probe.feature_mean, features.mean(0), atol=1e-4)
+    assert not torch.equal(probe.feature_std, torch.ones_like(probe.feature_std))
+    predictions = pd.read_parquet(out / "predictions_test.parquet")
+    test_rows = pd.read_parquet(index).query("split == 'test'")["row"]
+    x_test = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in test_rows])
+    assert np.allclose(probe.predict_proba(x_test).numpy(), predictions["prob"].to_numpy(), atol=1e-5)

@@ -13,6 +13,11 @@ output depends on the whole request), so the two text sources share entries only
 decoding is deterministic (``do_sample: false``). ``batch_size`` is
 not part of the key: it changes how texts are grouped, not what is asked for.
 
+The unit of translation is the whole text (``unit: report``, the paper's code) or each
+sentence (``unit: sentence``): a text is split at sentence ends, its unique sentences are
+back-translated and checked one by one (a degenerate sentence falls back alone), and the
+results are joined again. Counts are then per unique sentence.
+
 Letters: B batch, S source tokens, T generated tokens.
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -41,6 +47,8 @@ TOO_SHORT = "length_ratio_low"
 TOO_LONG = "length_ratio_high"
 REPEATED = "repeated_ngrams"
 REASONS = (OK, EMPTY_INPUT, EMPTY, TRUNCATED, TOO_SHORT, TOO_LONG, REPEATED)
+UNITS = ("report", "sentence")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -252,10 +260,48 @@ def back_translate(texts: Sequence[str], forward: Translator, backward: Translat
                                  seconds=time.perf_counter() - start)
 
 
-def counts_table(counts: dict[str, int]) -> pd.DataFrame:
-    """reason, count for every known reason (zeros included), then any others."""
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (whitespace collapsed), split after ``.``, ``!`` or ``?``."""
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+def back_translate_units(texts: Sequence[str], forward: Translator, backward: Translator,
+                         settings: GenerationSettings, checks: Checks = Checks(),
+                         cache: TranslationCache | None = None, unit: str = "report") -> BackTranslationResult:
+    """``back_translate`` with the text (``report``) or each sentence (``sentence``) as the unit.
+
+    With sentences, the table still has one row per unique text: its back-translation is its
+    sentences' (each one checked, and the original kept where it fell back), its status
+    ``ok`` or the first fallback reason among its sentences; ``counts``, ``translated`` and
+    ``cached`` count unique sentences.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"back-translation unit {unit!r}: expected one of {UNITS}")
+    if unit == "report":
+        return back_translate(texts, forward, backward, settings, checks, cache)
+    unique = list(dict.fromkeys(str(t) for t in texts))
+    sentences = {text: split_sentences(text) for text in unique}
+    result = back_translate([s for parts in sentences.values() for s in parts], forward, backward,
+                            settings, checks, cache)
+    by_sentence = {row.text: (row.back_translation, row.status) for row in result.table.itertuples()}
+    records = []
+    for text in unique:
+        parts = [by_sentence[s] for s in sentences[text]]
+        if not parts:
+            records.append((text, text, EMPTY_INPUT))
+            continue
+        status = next((st for _, st in parts if st != OK), OK)
+        records.append((text, " ".join(back for back, _ in parts), status))
+    table = pd.DataFrame(records, columns=["text", "back_translation", "status"])
+    return BackTranslationResult(table=table, counts=result.counts, translated=result.translated,
+                                 cached=result.cached, seconds=result.seconds)
+
+
+def counts_table(counts: dict[str, int], unit: str = "report") -> pd.DataFrame:
+    """reason, count (of unique ``unit``s) for every known reason (zeros included), then any others."""
     reasons = list(REASONS) + sorted(set(counts) - set(REASONS))
-    return pd.DataFrame({"reason": reasons, "count": [int(counts.get(r, 0)) for r in reasons]})
+    return pd.DataFrame({"reason": reasons, "count": [int(counts.get(r, 0)) for r in reasons],
+                         "unit": unit})
 
 
 # --- Marian ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ rule build_demo_marian:
         train_steps=config["demo_models"]["marian_train_steps"],
         train_batch_size=config["demo_models"]["marian_train_batch_size"],
         max_length=BT["max_length"],
+        unit=BT["unit"],
         seed=config["synthetic"]["seed"],
     script:
         "../scripts/build_demo_marian.py"

@@ -29,6 +29,6 @@ summary = build_demo_marian_pair(
     texts, snakemake.output.en_it, snakemake.output.it_en, vocab_size=snakemake.params.vocab_size,
     sizes=dict(snakemake.params.sizes), train_steps=snakemake.params.train_steps,
     batch_size=snakemake.params.train_batch_size, max_length=snakemake.params.max_length,
-    seed=snakemake.params.seed, lexicon=lexicon)
+    seed=snakemake.params.seed, lexicon=lexicon, unit=snakemake.params.unit)
 log.info("demo Marian pair from %d FINDINGS texts (torch threads %d): %s", len(texts),
          torch.get_num_threads(), json.dumps(summary))

@@ -140,15 +140,17 @@ def check_threshold(
 
 
 def backtranslation_summary(summary: pd.DataFrame, paths: Iterable[Path | str]) -> pd.DataFrame:
-    """Append back-translation outcomes (``backtranslation_{text}.tsv``: reason, count) as
-    summary rows: dataset ``backtranslation-{text}``, status ``ok`` or ``fallback``."""
+    """Append back-translation outcomes (``backtranslation_{text}.tsv``: reason, count, unit)
+    as summary rows: dataset ``backtranslation-{text}``, status ``ok`` or ``fallback``, the
+    reason suffixed with the unit counted (``ok (sentences)``)."""
     rows = []
     for path in paths:
         text = Path(path).stem.removeprefix("backtranslation_")
         counts = pd.read_csv(path, sep="\t")
-        if list(counts.columns) != ["reason", "count"]:
-            raise ValueError(f"{path}: expected columns reason, count; got {list(counts.columns)}")
-        for reason, count in zip(counts["reason"], counts["count"]):
+        if list(counts.columns) != ["reason", "count", "unit"]:
+            raise ValueError(f"{path}: expected columns reason, count, unit; got {list(counts.columns)}")
+        for reason, count, unit in zip(counts["reason"], counts["count"], counts["unit"]):
             status = "ok" if reason == "ok" else "fallback"
-            rows.append({"dataset": f"backtranslation-{text}", "status": status, "reason": reason, "count": int(count)})
+            rows.append({"dataset": f"backtranslation-{text}", "status": status,
+                         "reason": f"{reason} ({unit}s)", "count": int(count)})
     return pd.concat([summary, pd.DataFrame(rows, columns=summary.columns)], ignore_index=True)

@@ -1,5 +1,11 @@
 """The RSNA linear probe: a frozen image encoder, kept in eval mode, and ``Linear(F, 1)``.
 
+The head may read standardised features, ``(f - mean) / std`` with the training images'
+feature statistics held as buffers (``probe.standardize``). That is still one linear
+function of the frozen features (it folds into the Linear layer); it only conditions the
+optimisation, which otherwise depends on the arbitrary scale of each encoder's features.
+With the buffers at 0 / 1 (the default) the head is the plain ``Linear(F, 1)``.
+
 Letters: ``B`` batch, ``F`` pooled image features. The paper's "linear layer, input 224,
 output 1" means images of side 224 into ``Linear(2048, 1)`` on ResNet-50 features.
 
@@ -29,6 +35,20 @@ class LinearProbe(nn.Module):
         super().__init__()
         self.encoder = encoder.requires_grad_(False).eval()
         self.head = nn.Linear(encoder.feature_dim, 1)
+        self.register_buffer("feature_mean", torch.zeros(encoder.feature_dim))  # (F,)
+        self.register_buffer("feature_std", torch.ones(encoder.feature_dim))  # (F,)
+
+    @torch.no_grad()
+    def set_feature_statistics(self, features: torch.Tensor, floor: float = 0.1) -> None:
+        """Standardise the head's input with these (N, F) training features' mean and std.
+
+        A std is floored at ``floor`` x the median std: a feature that is (nearly) constant
+        on these images (a dead ReLU of a random network) would otherwise blow up the small
+        changes that augmentation makes to it.
+        """
+        std = features.std(0, unbiased=False)  # (F,)
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(std.clamp_min(max(floor * float(std.median()), 1e-6)))
 
     def train(self, mode: bool = True) -> "LinearProbe":
         super().train(mode)
@@ -40,7 +60,7 @@ class LinearProbe(nn.Module):
         return self.encoder(images).float()  # (B, F)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features).squeeze(-1)  # (B,) logits
+        return self.head((features - self.feature_mean) / self.feature_std).squeeze(-1)  # (B,) logits
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classify(self.features(images))  # (B,)

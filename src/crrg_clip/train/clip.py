@@ -177,7 +177,7 @@ def train_clip(*, texts_path: Path | str, backtranslations_path: Path | str, cac
         "text_source": text_source, "image_size": settings.image_size,
         "max_text_tokens": settings.max_text_tokens, "normalize": {"mean": mean, "std": std},
         "best_epoch": history.best_epoch, "best_val_loss": history.best_val,
-        "temperature": float(1.0 / model.scale()),
+        "temperature": float(1.0 / model.scale().detach()),
     })
     plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"R-CLIP ({text_source}), seed {seed}")
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,

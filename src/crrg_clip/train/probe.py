@@ -7,6 +7,9 @@
   path; caching frozen features is only valid without augmentation).
 - Validation and test images: Resize + CenterCrop to ``probe.image_size``, no randomness,
   so their frozen features are computed once and cached for every epoch.
+- ``standardize``: the head reads features standardised with the mean / std of the training
+  images' frozen features (their deterministic views), fixed before the first step. A linear
+  function of the features all the same; it makes one learning rate fit every encoder.
 - Model selection: the epoch with the lowest validation BCE (``fit`` keeps it). The
   validation loss is smoother than the AUC on small validation sets; the AUC is logged per
   epoch and recorded for the chosen epoch in run.json.
@@ -45,6 +48,7 @@ class ProbeSettings:
     batch_size: int = 32
     lr: float = 5e-5
     weight_decay: float = 0.0
+    standardize: bool = False
     image_size: int = 224
     crop_scale: list = field(default_factory=lambda: [0.8, 1.0])
     color_jitter: dict = field(default_factory=lambda: {"brightness": 0.1, "contrast": 0.2,
@@ -179,11 +183,14 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
             return probe.features(images_batch.to(device, non_blocking=True))
 
     probe.eval()
-    cached = {}
-    for name in ("valid", "test"):  # deterministic views: frozen features computed once
-        dataset = views(parts[name], train=False)
+    def eval_features(part) -> torch.Tensor:
+        dataset = views(part, train=False)
         batches = epoch_batches(len(dataset), max(settings.batch_size, 64), seed=seed, epoch=0, shuffle=False)
-        cached[name] = torch.cat([features(x) for x, _ in loader(dataset, batches)])  # (N, F)
+        return torch.cat([features(x) for x, _ in loader(dataset, batches)])  # (N, F)
+
+    cached = {name: eval_features(parts[name]) for name in ("valid", "test")}  # computed once
+    if settings.standardize:
+        probe.set_feature_statistics(eval_features(parts["train"]))
     labels = {name: torch.tensor(parts[name]["label"].to_numpy(), dtype=torch.float32, device=device)
               for name in ("valid", "test")}
     train_set = views(parts["train"], train=True)
