@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from crrg_clip.evaluate.aggregate import summarize
+from crrg_clip.evaluate.aggregate import paired_difference, summarize
 from crrg_clip.tables import (
-    TABLE1_METRICS, build_table1, build_table2, dataset_label, table1_columns, table2_columns, to_markdown,
+    PAIRED_AUC, TABLE1_METRICS, build_table1, build_table2, dataset_label, table1_columns, table2_columns, to_markdown,
 )
 
 PROTOCOL_T1 = {
@@ -97,3 +97,48 @@ def test_dataset_labels():
     assert dataset_label({"train": 0.5}, True, "rrg_opt") == "demo (rrg_opt)"
     assert dataset_label({"train": 7000, "valid": 1000, "test": 2000}, False) == "MIMIC-CXR 10,000 images (7000/1000/2000)"
     assert dataset_label({"train": 0.037, "valid": 0.037, "test": 0.037}, False) == "MIMIC-CXR 3.70% of each split"
+
+
+def probe_doc(path, system, seed, auc, auc_replicates, ids="ids-a", resamples=None):
+    reps = list(auc_replicates)
+    doc = {"system": system, "kind": "probe", "seed": seed,
+           "metrics": {m: {"value": auc, "ci_low": min(reps), "ci_high": max(reps)}
+                       for m in ("AUC", "Accuracy", "AllNegativeAccuracy")},
+           "bootstrap": {"resamples": resamples or len(reps), "seed": 0, "confidence": 0.95, "ids_sha256": ids,
+                         "replicates": {m: reps for m in ("AUC", "Accuracy", "AllNegativeAccuracy")}}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_paired_auc_difference_uses_the_shared_resamples(tmp_path):
+    """Two probes whose CIs overlap but which differ by the same amount on every resample: the
+    paired CI of the difference excludes zero."""
+    base = [0.70 + 0.01 * k for k in range(40)]  # spread wide, as a small test set's AUC is
+    clip = [tmp_path / "c0.json", tmp_path / "c1.json"]
+    probe_doc(clip[0], "rclip_radiologist", 0, 0.92, [b + 0.04 for b in base])
+    probe_doc(clip[1], "rclip_radiologist", 1, 0.90, [b + 0.02 for b in base])
+    ref = [probe_doc(tmp_path / "r0.json", "random_init", 0, 0.88, base)]
+    diff = paired_difference(clip, ref, "AUC")
+    assert diff["value"] == pytest.approx(0.91 - 0.88)
+    assert diff["ci_low"] == pytest.approx(0.03) and diff["ci_high"] == pytest.approx(0.03)
+
+    entries = []
+    for system, paths in (("rclip_radiologist", clip), ("random_init", ref)):
+        (tmp_path / f"{system}.summary.json").write_text(json.dumps(summarize(paths)))
+        entries.append({"system": system, "summary": tmp_path / f"{system}.summary.json", "metrics": paths,
+                        "model": system, "method": "m", "dataset": "demo", "source": "reproduced"})
+    t = build_table2(entries).set_index("model")
+    assert t.loc["rclip_radiologist", PAIRED_AUC] == pytest.approx(0.03)
+    assert t.loc["rclip_radiologist", "AUC_ci_low"] < t.loc["random_init", "AUC_ci_high"]  # CIs overlap
+    assert t.loc["rclip_radiologist", f"{PAIRED_AUC}_ci_low"] > 0  # the paired CI does not
+    assert math.isnan(t.loc["random_init", PAIRED_AUC])
+
+
+def test_paired_difference_refuses_different_test_sets(tmp_path):
+    a = [probe_doc(tmp_path / "a.json", "rclip_radiologist", 0, 0.9, [0.9, 0.91], ids="ids-a")]
+    b = [probe_doc(tmp_path / "b.json", "random_init", 0, 0.8, [0.8, 0.81], ids="ids-b")]
+    with pytest.raises(ValueError, match="b.json: bootstrap or test ids differ"):
+        paired_difference(a, b, "AUC")
+    old = [probe_doc(tmp_path / "old.json", "random_init", 0, 0.8, [0.8, 0.81], ids=None)]
+    with pytest.raises(ValueError, match="not recorded"):
+        paired_difference(old, old, "AUC")

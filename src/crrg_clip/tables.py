@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .evaluate.aggregate import paired_difference
+
 TABLE1_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "TFIDF")
 TABLE2_METRICS = ("AUC", "Accuracy", "AllNegativeAccuracy")
 SOURCES = ("reported", "reproduced", "scored")
@@ -87,9 +89,12 @@ def table1_columns() -> list[str]:
     return ["model", "dataset", *TABLE1_METRICS, "source", *_metric_columns(TABLE1_METRICS)]
 
 
+PAIRED_AUC = "AUC_vs_random_init"  # this probe's AUC minus the random-init probe's (paired bootstrap)
+
+
 def table2_columns() -> list[str]:
     return ["model", "method", "dataset", "AUC", "Accuracy", "source", "AllNegativeAccuracy",
-            *_metric_columns(TABLE2_METRICS)]
+            *_metric_columns(TABLE2_METRICS), PAIRED_AUC, f"{PAIRED_AUC}_ci_low", f"{PAIRED_AUC}_ci_high"]
 
 
 def _row_from_summary(summary: dict, metrics: Sequence[str]) -> dict:
@@ -115,14 +120,20 @@ def build_table1(entries: Sequence[dict]) -> pd.DataFrame:
 
 
 def build_table2(entries: Sequence[dict], all_negative: dict | None = None) -> pd.DataFrame:
-    """``entries``: ``{"summary": path, "model", "method", "dataset", "source"}``;
-    ``all_negative``: the same for the sanity row answering "negative" for every image
-    (its Accuracy is the probes' AllNegativeAccuracy)."""
+    """``entries``: ``{"summary": path, "metrics": [per-seed paths], "system", "model", "method",
+    "dataset", "source"}``; ``all_negative``: the same for the sanity row answering "negative"
+    for every image (its Accuracy is the probes' AllNegativeAccuracy). When a ``random_init``
+    entry is present, every other probe row gets its AUC difference to it (paired bootstrap)."""
     rows = [dict(r) for r in REPORTED_TABLE2]
+    reference = next((e for e in entries if e.get("system") == "random_init"), None)
     for entry in entries:
         summary = json.loads(Path(entry["summary"]).read_text())
-        rows.append({k: entry[k] for k in ("model", "method", "dataset", "source")}
-                    | _row_from_summary(summary, TABLE2_METRICS))
+        row = {k: entry[k] for k in ("model", "method", "dataset", "source")} | _row_from_summary(summary, TABLE2_METRICS)
+        if reference is not None and entry is not reference:
+            diff = paired_difference(entry["metrics"], reference["metrics"], "AUC")
+            row |= {PAIRED_AUC: diff["value"], f"{PAIRED_AUC}_ci_low": diff["ci_low"],
+                    f"{PAIRED_AUC}_ci_high": diff["ci_high"]}
+        rows.append(row)
     if all_negative:
         summary = json.loads(Path(all_negative["summary"]).read_text())
         stats = _row_from_summary(summary, ["AllNegativeAccuracy"])

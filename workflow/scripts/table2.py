@@ -3,7 +3,7 @@ import json
 import logging
 
 from crrg_clip.provenance import table_provenance
-from crrg_clip.tables import TABLE2_METRICS, build_table2, write_table
+from crrg_clip.tables import PAIRED_AUC, TABLE2_METRICS, build_table2, write_table
 
 logging.basicConfig(filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(message)s")
 entries = snakemake.params.entries
@@ -14,8 +14,12 @@ if entries:
                     "method": "predicts 'no pneumonia' for every image", "source": "reproduced"}
 frame = build_table2(entries, all_negative)
 out = snakemake.output
-write_table(frame, out.csv, out.md, ["model", "method", "dataset"], ["AUC", "Accuracy", "AllNegativeAccuracy"],
+write_table(frame, out.csv, out.md, ["model", "method", "dataset"],
+            ["AUC", "Accuracy", "AllNegativeAccuracy", PAIRED_AUC],
             "Table 2: RSNA pneumonia classification (linear probe)")
+with open(out.md, "a") as handle:
+    handle.write(f"\n{PAIRED_AUC}: the row's test AUC minus the random-init probe's on the same test "
+                 "images, with a paired bootstrap CI (the same resamples for both probes).\n")
 rows = []
 for e in entries:
     summary = json.load(open(e["summary"]))

@@ -1,6 +1,7 @@
 """Combine one system's per-seed metrics files: mean and std across training seeds, and a
 bootstrap CI of the seed mean (replicate r of every seed is the same resample of the
-same test set, so the replicates are averaged across seeds before taking percentiles)."""
+same test set, so the replicates are averaged across seeds before taking percentiles); and
+the paired difference of two systems on the same test set."""
 
 from __future__ import annotations
 
@@ -55,3 +56,32 @@ def summarize(metrics_paths: Sequence[str | Path]) -> dict:
             for name in first["region"]["overall"]
         }
     return out
+
+
+def _seed_mean_replicates(docs: Sequence[dict], metric: str) -> np.ndarray:
+    reps = np.array([d["bootstrap"]["replicates"][metric] for d in docs], dtype=float)  # (S, R)
+    return np.nanmean(reps, axis=0) if len(docs) > 1 else reps[0]  # (R,)
+
+
+def paired_difference(metrics_paths: Sequence[str | Path], reference_paths: Sequence[str | Path],
+                      metric: str) -> dict:
+    """``metric`` of one system minus a reference system's, with a paired bootstrap CI.
+
+    Both systems' metrics files must come from the same bootstrap (resamples, seed) over the
+    same ordered test ids, so replicate r is the same resample for both: the CI of the
+    difference of the seed-mean replicates is then far tighter than comparing two CIs.
+    """
+    docs = [json.loads(Path(p).read_text()) for p in metrics_paths]
+    refs = [json.loads(Path(p).read_text()) for p in reference_paths]
+    if not docs or not refs:
+        raise ValueError("paired_difference needs metrics files for both systems")
+    key = lambda d: (d["bootstrap"]["resamples"], d["bootstrap"]["seed"], d["bootstrap"].get("ids_sha256"))  # noqa: E731
+    for path, doc in [*zip(metrics_paths, docs), *zip(reference_paths, refs)]:
+        if key(doc) != key(docs[0]) or key(doc)[2] is None:
+            raise ValueError(f"{path}: bootstrap or test ids differ from {metrics_paths[0]} (or are not "
+                             "recorded); a paired difference needs the same resamples of the same test set")
+    point = float(np.mean([d["metrics"][metric]["value"] for d in docs])
+                  - np.mean([d["metrics"][metric]["value"] for d in refs]))
+    low, high = percentile_ci(_seed_mean_replicates(docs, metric) - _seed_mean_replicates(refs, metric),
+                              docs[0]["bootstrap"].get("confidence", 0.95))
+    return {"value": point, "ci_low": low, "ci_high": high}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .. import provenance as prov
+from .bootstrap import ids_fingerprint
 from .classification import probe_metrics
 from .predictions import read_parquet, validate_probe
 
@@ -38,7 +39,8 @@ def evaluate_probe(
         "metrics": result["metrics"], "roc": result["roc"],
         "n": result["n"], "n_positive": result["n_positive"], "threshold": result["threshold"],
         "bootstrap": {"resamples": resamples, "seed": bootstrap_seed, "confidence": confidence,
-                      "unit": "test image", "replicates": result["replicates"]},
+                      "unit": "test image", "ids_sha256": ids_fingerprint(predictions["patientId"].astype(str).tolist()),
+                      "replicates": result["replicates"]},
         "command": command,
         "provenance": {"files": files, "environment": prov.environment(),
                        "code_version": prov.code_version()},
