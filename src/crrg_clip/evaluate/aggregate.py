@@ -31,8 +31,7 @@ def summarize(metrics_paths: Sequence[str | Path]) -> dict:
     metrics = {}
     for name in first["metrics"]:
         values = np.array([d["metrics"][name]["value"] for d in docs], dtype=float)
-        reps = np.array([d["bootstrap"]["replicates"][name] for d in docs], dtype=float)  # (S, R)
-        low, high = percentile_ci(np.nanmean(reps, axis=0) if len(docs) > 1 else reps[0], confidence)
+        low, high = percentile_ci(_seed_mean_replicates(docs, name), confidence)
         metrics[name] = {
             "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,

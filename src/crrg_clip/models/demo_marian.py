@@ -33,12 +33,12 @@ from typing import Iterable
 import sentencepiece as spm
 import torch
 
+from crrg_clip.backtranslate import split_sentences
 from crrg_clip.runtime import seed_everything
 
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[^\W\d_]+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CONSONANTS = "bcdfglmnprstvz"
 _VOWELS = "aeiou"
 
@@ -115,9 +115,8 @@ def training_segments(texts: Iterable[str], unit: str = "report") -> list[str]:
             continue
         if unit == "report":
             segments[text] = None
-        for sentence in _SENTENCE_END.split(text):
-            if sentence:
-                segments[sentence] = None
+        for sentence in split_sentences(text):  # the split back-translation will make
+            segments[sentence] = None
     return list(segments)
 
 
