@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import sqlite3
 import time
 from collections import Counter
@@ -36,6 +35,8 @@ from typing import Callable, Protocol, Sequence
 
 import pandas as pd
 import torch
+
+from .report_assembly import split_sentences  # the same split as report assembly
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ TOO_LONG = "length_ratio_high"
 REPEATED = "repeated_ngrams"
 REASONS = (OK, EMPTY_INPUT, EMPTY, TRUNCATED, TOO_SHORT, TOO_LONG, REPEATED)
 UNITS = ("report", "sentence")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
@@ -258,11 +258,6 @@ def back_translate(texts: Sequence[str], forward: Translator, backward: Translat
     return BackTranslationResult(table=table, counts=counts, translated=len(misses),
                                  cached=len(to_translate) - len(misses),
                                  seconds=time.perf_counter() - start)
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (whitespace collapsed), split after ``.``, ``!`` or ``?``."""
-    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
 
 
 def back_translate_units(texts: Sequence[str], forward: Translator, backward: Translator,

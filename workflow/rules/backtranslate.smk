@@ -26,6 +26,7 @@ rule build_demo_marian:
         max_length=BT["max_length"],
         unit=BT["unit"],
         seed=config["synthetic"]["seed"],
+        torch_threads=torch_threads,
     script:
         "../scripts/build_demo_marian.py"
 
@@ -51,6 +52,6 @@ rule back_translate:
         settings=BT,
         cache="results/cache/backtranslation/cache.sqlite",
         device=config["device"],
-        torch_threads=lambda wc, threads: config["torch_threads"] or threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/back_translate.py"

@@ -56,9 +56,15 @@ def check_data_roots():
 check_data_roots()
 
 
-def data_root(key, must_contain=()):
+def data_root(key):
     """A configured data root (already checked by check_data_roots)."""
     return str(Path(DATA[key]))
+
+
+def torch_threads(wildcards, threads):
+    """Torch threads of a job: config torch_threads, or 0 = the rule's Snakemake threads
+    (the job caps them at the CPUs it may run on)."""
+    return config["torch_threads"] or threads
 
 
 def default_targets():

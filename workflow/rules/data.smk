@@ -25,7 +25,7 @@ rule ingest_reports:
     conda:
         ENV
     params:
-        root=data_root("mimic_cxr_reports", ["files"]),
+        root=data_root("mimic_cxr_reports"),
     script:
         "../scripts/ingest_reports.py"
 
@@ -43,14 +43,7 @@ rule ingest_mimic_images:
         ENV
     threads: 4
     params:
-        root=data_root(
-            "mimic_cxr_jpg",
-            [
-                "files",
-                "mimic-cxr-2.0.0-metadata.csv.gz",
-                "mimic-cxr-2.0.0-split.csv.gz",
-            ],
-        ),
+        root=data_root("mimic_cxr_jpg"),
     script:
         "../scripts/ingest_mimic_images.py"
 
@@ -68,10 +61,9 @@ rule parse_scene_graphs:
         ENV
     threads: 2
     params:
-        root=data_root("imagenome", ["silver_dataset/scene_graph"]),
+        root=data_root("imagenome"),
         metadata=str(
-            Path(data_root("mimic_cxr_jpg", ["mimic-cxr-2.0.0-metadata.csv.gz"]))
-            / "mimic-cxr-2.0.0-metadata.csv.gz"
+            Path(data_root("mimic_cxr_jpg")) / "mimic-cxr-2.0.0-metadata.csv.gz"
         ),
         n_shards=len(SCENE_GRAPH_SHARDS),
     script:
@@ -107,7 +99,7 @@ rule join_imagenome:
     conda:
         ENV
     params:
-        root=data_root("imagenome", ["silver_dataset/splits"]),
+        root=data_root("imagenome"),
     script:
         "../scripts/join_imagenome.py"
 
@@ -125,7 +117,7 @@ rule ingest_rsna:
         ENV
     threads: 4
     params:
-        root=data_root("rsna", ["stage_2_train_labels.csv", "stage_2_train_images"]),
+        root=data_root("rsna"),
         test_size=config["rsna"]["test_size"],
         seed=config["rsna"]["split_seed"],
         max_rows=config["rsna"]["max_rows"],

@@ -66,7 +66,7 @@ rule train_generator:
         amp=GEN_RRG["generator_amp"],
         device=config["device"],
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/generator",
-        torch_threads=gen_torch_threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/train_generator.py"
 
@@ -102,7 +102,7 @@ rule generate_reports:
         dedup=GEN_RRG["dedup"],
         amp=GEN_RRG["generator_amp"],
         device=config["device"],
-        torch_threads=gen_torch_threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/generate_reports.py"
 
@@ -132,6 +132,6 @@ rule generate_reports_for:
         dedup=GEN_RRG["dedup"],
         amp=GEN_RRG["generator_amp"],
         device=config["device"],
-        torch_threads=gen_torch_threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/generate_reports.py"

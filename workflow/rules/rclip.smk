@@ -65,7 +65,7 @@ rule train_clip:
         text_model=rclip_text_model(),
         checkpoint_dir="results/checkpoints/rclip/{text}/seed{seed}",
         device=config["device"],
-        torch_threads=rclip_torch_threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/train_clip.py"
 
@@ -98,6 +98,6 @@ rule train_probe:
         normalize=RCLIP["normalize"],
         checkpoint_dir="results/checkpoints/probe/{encoder}/seed{seed}",
         device=config["device"],
-        torch_threads=rclip_torch_threads,
+        torch_threads=torch_threads,
     script:
         "../scripts/train_probe.py"

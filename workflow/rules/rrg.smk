@@ -29,7 +29,7 @@ rule train_detector:
         augment=RRG["augment"],
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/detector",
         device=config["device"],
-        torch_threads=config["torch_threads"],
+        torch_threads=torch_threads,
     script:
         "../scripts/train_detector.py"
 
@@ -55,7 +55,7 @@ rule extract_region_features:
     params:
         batch_size=RRG["extract_batch_size"],
         device=config["device"],
-        torch_threads=config["torch_threads"],
+        torch_threads=torch_threads,
     script:
         "../scripts/extract_region_features.py"
 
@@ -92,6 +92,6 @@ rule train_selector:
         schedule=lambda wc: RRG["variants"][wc.variant]["selector"],
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/selector",
         device=config["device"],
-        torch_threads=config["torch_threads"],
+        torch_threads=torch_threads,
     script:
         "../scripts/train_selector.py"

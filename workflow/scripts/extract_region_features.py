@@ -8,7 +8,7 @@ from crrg_clip.runtime import pick_device, set_threads, setup_logging
 
 setup_logging(snakemake.log[0])
 params = snakemake.params
-set_threads(params.torch_threads or snakemake.threads)
+set_threads(params.torch_threads)
 device = pick_device(params.device)
 detector = load_detector(Path(snakemake.input.config).parent, device)
 data = load_detector_data(

@@ -8,7 +8,7 @@ from crrg_clip.train.detector import Schedule, train_detector
 
 setup_logging(snakemake.log[0])
 params = snakemake.params
-set_threads(params.torch_threads or snakemake.threads)
+set_threads(params.torch_threads)
 model = DetectorConfig(frozen_batchnorm=params.backbone_weights is not None, **params.model)
 train_detector(
     images_path=snakemake.input.images,

@@ -7,7 +7,7 @@ from crrg_clip.train.selector import train_selector
 
 setup_logging(snakemake.log[0])
 params = snakemake.params
-set_threads(params.torch_threads or snakemake.threads)
+set_threads(params.torch_threads)
 train_selector(
     train_features=snakemake.input.train,
     valid_features=snakemake.input.valid,

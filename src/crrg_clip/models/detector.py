@@ -31,7 +31,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from crrg_clip.modelio import load_weights, read_model_config, save_model_folder, load_config_model
+from crrg_clip.modelio import load_config_model, save_model_folder
 from crrg_clip.regions import NUM_REGIONS, REGIONS
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from crrg_clip.modelio import load_weights, read_model_config, save_model_folder, load_config_model
+from crrg_clip.modelio import load_config_model, save_model_folder
 
 KIND = "rrg_region_selector"
 LOSS_WEIGHTS = {"select": 5.0, "abnormal": 5.0}  # PROTOCOL stage weights (5 x select + 5 x abnormal)

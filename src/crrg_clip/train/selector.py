@@ -21,8 +21,7 @@ from crrg_clip.region_features import load_region_features
 from crrg_clip.runinfo import now, write_run_info
 from crrg_clip.runtime import describe_device, seed_everything
 from crrg_clip.train.detector import Schedule, make_optimizer
-from crrg_clip.train.loop import reset_stale_checkpoint
-from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve
+from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +77,32 @@ def f1_best_threshold(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def tune_selection_threshold(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> float:
+def selection_outputs(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> dict:
+    """One pass over ``data``: ``logits``, ``selected``, ``has_sentence``, ``detected``, each (N, R), on CPU."""
+    model.eval()
+    parts: dict[str, list] = {"logits": [], "selected": [], "has_sentence": [], "detected": []}
+    for start in range(0, len(data), batch_size):
+        feats, has_sentence, _, detected = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
+        logits, selected = model.select(feats, detected)
+        for name, value in (("logits", logits), ("selected", selected), ("has_sentence", has_sentence.bool()),
+                            ("detected", detected.bool())):
+            parts[name].append(value.cpu())
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def tune_selection_threshold(model: RegionSelector, data: SelectorData, device) -> float:
     """Best-F1 threshold over the detected regions of ``data`` (the validation split)."""
-    model.eval()
-    logits, targets = [], []
-    for start in range(0, len(data), batch_size):
-        feats, has_sentence, _, detected = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
-        batch_logits, _ = model.select(feats, detected)
-        logits.append(batch_logits[detected].cpu())
-        targets.append(has_sentence[detected].cpu())
-    return f1_best_threshold(torch.cat(logits), torch.cat(targets))
+    out = selection_outputs(model, data, device)
+    return f1_best_threshold(out["logits"][out["detected"]], out["has_sentence"][out["detected"]])
 
 
-def selection_metrics(model: RegionSelector, data: SelectorData, device, batch_size: int = 256) -> dict[str, float]:
+def selection_metrics(model: RegionSelector, data: SelectorData, device) -> dict[str, float]:
     """Precision / recall / F1 of ``selected`` against ``has_sentence`` over all (image, region) pairs."""
-    model.eval()
-    tp = fp = fn = 0
-    for start in range(0, len(data), batch_size):
-        feats, has_sentence, _, detected = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
-        _, selected = model.select(feats, detected)
-        tp += int((selected & has_sentence).sum())
-        fp += int((selected & ~has_sentence).sum())
-        fn += int((~selected & has_sentence).sum())
+    out = selection_outputs(model, data, device)
+    selected, has_sentence = out["selected"], out["has_sentence"]
+    tp = int((selected & has_sentence).sum())
+    fp = int((selected & ~has_sentence).sum())
+    fn = int((~selected & has_sentence).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

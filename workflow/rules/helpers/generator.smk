@@ -27,7 +27,3 @@ def gen_gpt2_source():
 def gen_region_features(subsample, split):
     base = f"{GEN_DIR}/region_features/{subsample}_{split}"
     return {"features": f"{base}.safetensors", "features_index": f"{base}.parquet"}
-
-
-def gen_torch_threads(wildcards, threads):
-    return config["torch_threads"] or threads

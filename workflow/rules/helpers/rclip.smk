@@ -47,7 +47,3 @@ def rclip_probe_encoder_input(wildcards):
             "probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)"
         )
     return {}
-
-
-def rclip_torch_threads(wildcards, threads):
-    return config["torch_threads"] or threads
