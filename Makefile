@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-fast test-slurm lint report clean
+.PHONY: venv demo test test-fast test-slurm test-browser lint report clean
 
 venv: $(STAMP)
 
@@ -56,3 +56,17 @@ test-slurm: venv
 	CRRG_SLURM_ACCOUNT=crrg CRRG_SLURM_PARTITION=debug \
 		$(BIN)/python -m pytest -q -m slurm tests/slurm; status=$$?; \
 	bash .ci/slurm/stop.sh; exit $$status
+
+# test-browser: the explorer page in a real headless Chromium (tests marked `browser`).
+# Installs Debian's chromium when it is missing (root on Debian only; elsewhere, without a
+# chromium on PATH, it says why and exits 0).
+test-browser: venv
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "test-browser: skipped: chromium is not installed and installing it needs root"; exit 0; fi; \
+		if ! command -v apt-get >/dev/null || ! grep -qsi '^ID=debian\|^ID_LIKE=.*debian' /etc/os-release; then \
+			echo "test-browser: skipped: chromium is not installed and this is not Debian (apt-get)"; exit 0; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			|| { echo "test-browser: apt-get install chromium failed"; exit 1; }; \
+	fi; \
+	$(BIN)/python -m pytest -q -m browser
