@@ -55,3 +55,26 @@ class RCLIPLoss(nn.Module):
         tcl = symmetric_info_nce(texts[0], texts[1], scale)
         total = self.loss_ratio * (mvs + self.i2i_weight * icl + self.t2t_weight * tcl)
         return {"mvs": mvs, "icl": icl, "tcl": tcl, "loss": total}
+
+
+class ConVIRTLoss(nn.Module):
+    """ConVIRT (Zhang et al. 2020): ``lambda * l(image -> text) + (1 - lambda) * l(text -> image)``.
+
+    One image view and one text view (``outputs["image"]``, ``outputs["text"]``, (B, P),
+    L2-normalised, so ``a @ b.T`` is the cosine similarity) over a fixed temperature; each
+    direction is the batch mean of its InfoNCE terms. Returns
+    ``{"image_to_text", "text_to_image", "loss"}``.
+    """
+
+    def __init__(self, temperature: float = 0.1, image_to_text_weight: float = 0.75):
+        super().__init__()
+        self.temperature = temperature
+        self.image_to_text_weight = image_to_text_weight
+
+    def forward(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        image, text = outputs["image"], outputs["text"]  # (B, P) each
+        scale = torch.tensor(1.0 / self.temperature, device=image.device)
+        i2t = info_nce(image, text, scale)
+        t2i = info_nce(text, image, scale)
+        w = self.image_to_text_weight
+        return {"image_to_text": i2t, "text_to_image": t2i, "loss": w * i2t + (1.0 - w) * t2i}

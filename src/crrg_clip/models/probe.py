@@ -25,7 +25,8 @@ from torch import nn
 from ..modelio import read_model_config, save_model_folder
 from .clip import ImageEncoder, load_clip_image_encoder
 
-ENCODERS = ("rclip_radiologist", "rclip_generated", "random_init", "imagenet_init")
+ENCODERS = ("rclip_radiologist", "rclip_generated", "random_init", "imagenet_init",
+            "convirt_random_init", "convirt_imagenet_init")
 
 
 class LinearProbe(nn.Module):
@@ -75,7 +76,7 @@ def build_encoder(kind: str, *, arch: str, seed: int, clip_folder: str | Path | 
     """The frozen encoder of one probe row."""
     if kind not in ENCODERS:
         raise ValueError(f"probe encoder {kind!r}: expected one of {ENCODERS}")
-    if kind.startswith("rclip_"):
+    if kind.startswith(("rclip_", "convirt_")):  # ConVIRT folders are saved like R-CLIP's
         if not clip_folder:
             raise ValueError(f"probe encoder {kind}: needs the R-CLIP model folder")
         return load_clip_image_encoder(clip_folder)

@@ -1,0 +1,24 @@
+"""Adapter for rule train_convirt: ConVIRT on R-CLIP's radiologist texts, one image init and seed."""
+import logging
+
+from crrg_clip.runtime import pick_device, set_threads, setup_logging
+from crrg_clip.train.clip import CLIPSettings, train_clip
+
+# `snakemake` is injected by Snakemake's script directive.
+setup_logging(snakemake.log[0])
+set_threads(snakemake.params.torch_threads)
+settings = CLIPSettings.from_config(dict(snakemake.params.settings), text_model=snakemake.params.text_model,
+                                    image_weights=snakemake.input.get("image_weights"))
+result = train_clip(
+    texts_path=snakemake.input.texts,
+    backtranslations_path=snakemake.input.backtranslations,
+    cache_images=snakemake.input.cache_images,
+    cache_index=snakemake.input.cache_index,
+    out_dir=snakemake.output.model,
+    checkpoint_dir=snakemake.params.checkpoint_dir,
+    settings=settings,
+    seed=int(snakemake.wildcards.seed),
+    device=pick_device(snakemake.params.device),
+    text_source=f"convirt {snakemake.wildcards.init}, radiologist",
+)
+logging.getLogger("train_convirt").info("done: %s", result)
