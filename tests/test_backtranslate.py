@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -193,13 +195,14 @@ def test_cache_reuse_across_runs_and_sources(tmp_path):
                                min_length_ratio=1.0), cache=bt.TranslationCache(path))
     assert forward.seen == [] and strict.cached == len(TEXTS)
 
-    # a batch size change reuses the cache; another model or another temperature does not
-    forward = FakeTranslator()
-    bigger = bt.GenerationSettings(**{**beams.__dict__, "batch_size": 64})
-    bt.back_translate(TEXTS, forward, FakeTranslator(), bigger, cache=bt.TranslationCache(path))
-    assert forward.seen == []
+    # everything the output depends on keys the cache: the models, the temperature, the batch size
+    # (padding and the sampling stream change with the grouping), the device and the library versions
+    other_device = FakeTranslator()
+    other_device.runtime = {"device": "cuda:NVIDIA H200", "torch": "x", "transformers": "y"}
     for fwd, settings in ((FakeTranslator("other-model"), beams),
-                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "temperature": 1.0}))):
+                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "temperature": 1.0})),
+                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "batch_size": 64})),
+                          (other_device, beams)):
         bt.back_translate(TEXTS, fwd, FakeTranslator(), settings, cache=bt.TranslationCache(path))
         assert sorted(fwd.seen) == sorted(TEXTS)
 
@@ -296,14 +299,49 @@ def test_marian_back_translation_is_deterministic_with_a_seed(demo_pair):
 
 
 def test_marian_translator_flags_truncation(demo_pair):
+    """opus-mt (and the demo pair) force </s> at max_length, so every output "has an EOS":
+    truncation shows as an output that reaches max_length. forced_eos_token_id stays on."""
     root, _ = demo_pair
     settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
     translator = bt.MarianTranslator(str(root / "en_it"), "cpu", settings)
-    # an untrained model rarely emits </s> within 8 tokens; block it outright to be sure
-    translator.model.generation_config.forced_eos_token_id = None
-    translator.model.generation_config.bad_words_ids = [[translator.eos_id], [translator.model.config.pad_token_id]]
+    assert translator.model.generation_config.forced_eos_token_id == translator.eos_id
+    # an undertrained model keeps going; blocking </s> before the end makes sure it reaches max_length
+    translator.model.generation_config.bad_words_ids = [[translator.model.config.pad_token_id]]
+    translator.model.generation_config.suppress_tokens = None
+    translator.model.generation_config.begin_suppress_tokens = None
+    translator.model.generation_config.min_length = 8
     out = translator.translate_batch(TEXTS[:2])
     assert all(t.truncated for t in out)
+
+
+def test_reaching_max_length_is_truncation_even_with_a_forced_eos():
+    eos, pad = 2, 9
+    out = torch.tensor([[pad, 5, 6, eos, pad, pad],   # ended on its own
+                        [pad, 5, 6, 7, 8, eos],       # </s> forced at the last position: cut off
+                        [pad, 5, 6, 7, 8, 4]])        # no </s> at all
+    assert bt.reached_max_length(out, eos, max_length=6) == [False, True, True]
+    assert bt.reached_max_length(out[:, :4], eos, max_length=6) == [False, True, True]  # shorter batch: row 1 unfinished
+
+
+def test_marian_translator_records_inputs_cut_by_the_tokenizer(demo_pair):
+    root, _ = demo_pair
+    settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
+    translator = bt.MarianTranslator(str(root / "en_it"), "cpu", settings)
+    short, long_ = "Mild cardiomegaly.", TEXTS[3]
+    n_short, n_long = (len(translator.tokenizer(t)["input_ids"]) for t in (short, long_))
+    assert n_long > n_short
+    translator.settings = dataclasses.replace(settings, max_length=max(8, n_short))  # fits short, cuts long
+    out = translator.translate_batch([short, long_])
+    assert [t.input_truncated for t in out] == [False, True]
+
+
+def test_an_input_cut_at_max_length_falls_back_and_is_counted():
+    text = TEXTS[3]
+    forward = FakeTranslator(overrides={text: bt.Translation(forward_of(text), False, input_truncated=True)})
+    result = bt.back_translate([text, TEXTS[0]], forward, FakeTranslator(), SETTINGS)
+    status = result.table.set_index("text")["status"]
+    assert status[text] == bt.INPUT_TRUNCATED and status[TEXTS[0]] == bt.OK
+    assert result.counts == {bt.INPUT_TRUNCATED: 1, bt.OK: 1}
 
 
 SENTENCES = [f"{template.format(side=side)}" for side in ("right", "left") for template in (

@@ -69,7 +69,27 @@ def test_sep_pooling_picks_the_sep_token(clip):
         hidden = model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         expected = torch.nn.functional.normalize(model.text_projection(hidden[0, pos[0]]), dim=-1)
         assert torch.allclose(model.encode_text(ids, mask)[0], expected, atol=1e-6)
-        # changing the hidden state only at [SEP] changes the embedding; elsewhere it does not
+
+        # changing the hidden state everywhere but [SEP] leaves the embedding alone; at [SEP] it does not
+        def with_hidden(new):
+            def hook(module, args, output):
+                output.last_hidden_state = new
+                return output
+            handle = model.text_encoder.register_forward_hook(hook)
+            try:
+                return model.encode_text(ids, mask)
+            finally:
+                handle.remove()
+
+        base = with_hidden(hidden.clone())
+        rows = torch.arange(len(ids))
+        elsewhere = hidden + torch.randn(hidden.shape, generator=torch.Generator().manual_seed(0))
+        elsewhere[rows, pos] = hidden[rows, pos]
+        assert torch.allclose(with_hidden(elsewhere), base, atol=1e-6)
+        at_sep = hidden.clone()
+        at_sep[rows, pos] += torch.randn(at_sep[rows, pos].shape, generator=torch.Generator().manual_seed(1))
+        moved = with_hidden(at_sep)
+        assert all(not torch.allclose(moved[r], base[r], atol=1e-3) for r in rows)
     bad = ids.clone()
     bad[bad == tok.sep_token_id] = tok.pad_token_id
     with pytest.raises(ValueError, match="SEP"):
@@ -116,6 +136,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from crrg_clip.data.clip_dataset import CLIPViews, build_items, generated_texts, radiologist_texts  # noqa: E402
+from crrg_clip.data.normalize import IMAGENET_MEAN, normalization  # noqa: E402
 from crrg_clip.train.clip import CLIPSettings, cosine_with_warmup, train_clip  # noqa: E402
 
 
@@ -163,21 +184,55 @@ def mimic_fixture(folder, n_studies=12, size=40):
 def test_views_use_a_second_image_of_the_study_and_are_seeded(tmp_path):
     texts, back, index, images = mimic_fixture(tmp_path)
     items = build_items(texts, back, index, split="train")
-    assert items.others[0] == [1]  # study 100 has a lateral at cache row 1
-    views = CLIPViews(items, images, image_size=32, mean=0.5, std=0.3, augment=None, seed=0, train=True)
+    assert items.others(0, items.rows[0][0]) == [1]  # study 100 has a lateral at cache row 1
+    grey = normalization("dataset", {"mean": 0.5, "std": 0.3})
+    views = CLIPViews(items, images, image_size=32, normalize=grey, augment=None, seed=0, train=True)
     x1, x2, t1, t2 = views[0]
-    assert x1.shape == (1, 32, 32) and {t1, t2} == {items.texts[0], items.back_translations[0]}
+    assert x1.shape == (1, 32, 32) and {t1, t2} == {items.texts[0][0], items.back_translations[0][0]}
     again = views[0]
     assert torch.equal(again[0], x1) and again[2] == t1
     orders = set()
     for epoch in range(8):
         views.set_epoch(epoch)
-        orders.add(views[0][2] == items.texts[0])
+        orders.add(views[0][2] == items.texts[0][0])
     assert orders == {True, False}  # the text order is random across epochs
-    single = CLIPViews(items, images, image_size=32, mean=0.5, std=0.3, augment=None, seed=0, train=True)[1]
+    single = CLIPViews(items, images, image_size=32, normalize=grey, augment=None, seed=0, train=True)[1]
     assert not torch.equal(single[0], single[1])  # one image, two augmentations
     with pytest.raises(ValueError, match="back-translation"):
         build_items(texts, back.iloc[:1], index, split="train")
+
+
+def two_frontal_fixture():
+    """Study 100: two images with texts (rows 0, 1) and a lateral (row 2); study 200: one image."""
+    index = pd.DataFrame({"dicom_id": ["a", "b", "c", "d"], "row": [0, 1, 2, 3], "study_id": [100, 100, 100, 200],
+                          "view_position": ["PA", "AP", "LATERAL", "PA"]})
+    texts = pd.DataFrame({"study_id": [100, 100, 200], "dicom_id": ["a", "b", "d"], "split": "train",
+                          "text": ["Clear lungs.", "Clear lungs.", "Effusion."]})
+    back = pd.DataFrame({"text": ["Clear lungs.", "Effusion."], "back_translation": ["Lungs clear.", "An effusion."],
+                         "status": "ok"})
+    images = (np.arange(4)[:, None, None] * 60 + np.zeros((4, 16, 16))).astype(np.uint8)
+    return texts, back, index, images
+
+
+def test_study_unit_makes_one_item_per_study_with_two_distinct_images():
+    texts, back, index, images = two_frontal_fixture()
+    per_image = build_items(texts, back, index, split="train", unit="image")
+    assert per_image.rows == [[0], [1], [3]]  # two items of study 100: in-batch false negatives
+    per_study = build_items(texts, back, index, split="train", unit="study")
+    assert per_study.rows == [[0, 1], [3]] and per_study.study_rows == [[0, 1, 2], [3]]
+    assert per_study.n_with_second_image() == 1
+    views = CLIPViews(per_study, images, image_size=16, normalize=normalization(), augment=None, seed=0, train=True)
+    first = set()
+    for epoch in range(12):
+        views.set_epoch(epoch)
+        x1, x2, t1, t2 = views[0]
+        i1 = round(float(x1.mean() * 0.302 + 0.471) * 255 / 60)  # which cache row I1 came from
+        i2 = round(float(x2.mean() * 0.302 + 0.471) * 255 / 60)
+        assert i1 in (0, 1) and i2 in (0, 1, 2) and i1 != i2 and {t1, t2} == {"Clear lungs.", "Lungs clear."}
+        first.add(i1)
+    assert first == {0, 1}  # I1 is drawn among the study's images with a text
+    with pytest.raises(ValueError, match="rclip.unit"):
+        build_items(texts, back, index, split="train", unit="patient")
 
 
 def test_cosine_schedule_warms_up_then_decays():
@@ -204,6 +259,25 @@ def test_train_clip_end_to_end_writes_the_model_folder(tmp_path, bert_dir):
     assert result["best_epoch"] == int(metrics["val_loss"].idxmin())
     model, _, config = load_clip(out)
     assert config["text_source"] == "radiologist" and config["image_size"] == 32
+    assert config["normalize"]["kind"] == "dataset" and config["unit"] == "image"
+
+
+def test_train_clip_on_studies_with_imagenet_normalisation(tmp_path, bert_dir):
+    texts, _, _, _ = mimic_fixture(tmp_path)
+    extra = texts[texts["dicom_id"] == "d0_0"].assign(dicom_id="d0_1")  # study 100's lateral gets the text too
+    pd.concat([texts, extra], ignore_index=True).to_parquet(tmp_path / "texts.parquet", index=False)
+    settings = CLIPSettings(image_encoder="resnet18", text_model=str(bert_dir), image_size=32, max_text_tokens=16,
+                            projection_dim=8, epochs=1, batch_size=4, lr=1e-3, warmup_epochs=0, unit="study",
+                            normalization="imagenet")
+    out = tmp_path / "clip"
+    train_clip(texts_path=tmp_path / "texts.parquet", backtranslations_path=tmp_path / "bt.parquet",
+               cache_images=tmp_path / "images.npy", cache_index=tmp_path / "index.parquet", out_dir=out,
+               checkpoint_dir=tmp_path / "ckpt", settings=settings, seed=0, device=torch.device("cpu"),
+               text_source="radiologist", progress=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["n_train"] == 9  # 10 training images with texts, 9 studies
+    _, _, config = load_clip(out)
+    assert config["unit"] == "study" and config["normalize"]["mean"] == list(IMAGENET_MEAN)
 
 
 def test_demo_wordpiece_ids_do_not_depend_on_the_process():

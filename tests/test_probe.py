@@ -140,3 +140,80 @@ def test_standardize_setting_stores_training_statistics_in_the_model_folder(tmp_
     test_rows = pd.read_parquet(index).query("split == 'test'")["row"]
     x_test = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in test_rows])
     assert np.allclose(probe.predict_proba(x_test).numpy(), predictions["prob"].to_numpy(), atol=1e-5)
+
+
+# --- Appendix Table 6 optimiser, CLAHE, ImageNet normalisation ------------------------------
+
+def test_probe_optimizer_follows_the_schedule_setting():
+    from crrg_clip.train.probe import head_optimizer
+
+    head = torch.nn.Linear(4, 1)
+    optimizer, scheduler = head_optimizer(head, ProbeSettings(lr=1.0, weight_decay=1e-4, schedule="cosine",
+                                                              warmup_epochs=1, epochs=5), steps_per_epoch=4)
+    assert all(group["weight_decay"] == pytest.approx(1e-4) for group in optimizer.param_groups)
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # one warm-up epoch of 4 steps
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.05  # cosine to 0
+    optimizer, scheduler = head_optimizer(head, ProbeSettings(lr=0.5), steps_per_epoch=4)
+    assert scheduler is None and optimizer.param_groups[0]["weight_decay"] == 0.0
+
+
+def test_cosine_probe_records_a_decaying_lr(tmp_path):
+    images, index = rsna_cache(tmp_path, n=40, n_train_subset=12)
+    settings = ProbeSettings(epochs=4, batch_size=4, lr=1e-2, image_size=32, schedule="cosine", warmup_epochs=1,
+                             weight_decay=1e-4)
+    out = tmp_path / "probe"
+    train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
+                checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
+                normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"), progress=False)
+    lr = pd.read_csv(out / "metrics.tsv", sep="\t")["lr"].tolist()
+    assert lr[0] == pytest.approx(1e-2) and lr[1] > lr[2] > lr[3] and lr[3] < 1e-3
+
+
+def test_clahe_is_opencv_clahe_on_the_8bit_crop_and_only_in_training_views():
+    import cv2
+
+    from crrg_clip.data.clahe import CLAHEConfig
+
+    rng = np.random.default_rng(0)
+    image = (rng.random((32, 32)) * 80 + 40).astype(np.uint8)
+    always = CLAHEConfig(p=1.0, clip_limit=(2.0, 2.0), tile_grid_size=4)
+    # full-area crop at the same size: the crop is the image itself, so CLAHE's effect is exact
+    x = train_view(image, 32, (1.0, 1.0), {}, torch.Generator().manual_seed(1), clahe=always)
+    expected = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(image).astype(np.float32) / 255
+    assert np.allclose(x[0].numpy(), expected, atol=1e-6)
+    plain = train_view(image, 32, (1.0, 1.0), {}, torch.Generator().manual_seed(1))
+    assert np.allclose(plain[0].numpy(), image / 255, atol=1e-6)
+    # p = 0.5: about half of the views are equalised, each draw from the item's generator
+    half = CLAHEConfig(p=0.5, clip_limit=(1.0, 4.0), tile_grid_size=4)
+    changed = [not torch.allclose(train_view(image, 32, (1.0, 1.0), {}, torch.Generator().manual_seed(s), clahe=half),
+                                  plain, atol=1e-6) for s in range(40)]
+    assert 10 <= sum(changed) <= 30
+
+
+def test_imagenet_normalisation_gives_rgb_inputs_with_imagenet_statistics(tmp_path):
+    from crrg_clip.data.normalize import IMAGENET_MEAN, IMAGENET_STD, normalization
+
+    x = torch.full((1, 4, 4), 0.5)
+    out = normalization("imagenet")(x)
+    assert out.shape == (3, 4, 4)
+    assert torch.allclose(out[:, 0, 0], (0.5 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD))
+    grey = normalization("dataset", {"mean": 0.471, "std": 0.302})(x)
+    assert grey.shape == (1, 4, 4) and torch.allclose(grey, (x - 0.471) / 0.302)
+    images, index = rsna_cache(tmp_path, n=20, n_train_subset=4)
+    out_dir = tmp_path / "probe"
+    train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out_dir,
+                checkpoint_dir=tmp_path / "ckpt", settings=ProbeSettings(epochs=1, image_size=32), arch="resnet18",
+                normalize={"mean": 0.471, "std": 0.302}, normalization="imagenet", seed=0,
+                device=torch.device("cpu"), progress=False)
+    config = json.loads((out_dir / "config.json").read_text())
+    assert config["normalize"] == {"kind": "imagenet", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    probe, _ = load_probe(out_dir)
+    test_rows = pd.read_parquet(index).query("split == 'test'")["row"]
+    x = torch.stack([normalization("imagenet")(eval_view(np.load(images)[i], 32)) for i in test_rows])
+    predictions = pd.read_parquet(out_dir / "predictions_test.parquet")
+    assert np.allclose(probe.predict_proba(x).numpy(), predictions["prob"].to_numpy(), atol=1e-5)

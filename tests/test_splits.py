@@ -84,3 +84,18 @@ def test_rsna_labels_via_max_and_split_sizes():
     assert len(capped2) == 50 and kept2["in_train_subset"].sum() == 10
     # the cap keeps the first rows of the same split
     assert kept2[kept2["split"] == "test"]["patientId"].tolist() == kept[kept["split"] == "test"]["patientId"].tolist()[:20]
+
+
+def test_rsna_split_is_the_gloria_split():
+    """train_test_split(test_size=0.3, random_state=seed), then the held-out 30% halved with
+    the *first* half as test and the second as valid (GLoRIA's preprocess, PROTOCOL.md)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = pd.DataFrame({"patientId": [f"pid-{i:04d}" for i in range(300)], "label": [i % 4 == 0 for i in range(300)]})
+    labels["label"] = labels["label"].astype("int64")
+    for seed in (0, 7):
+        kept, _ = split_rsna(labels, test_size=0.3, seed=seed)
+        train, rest = train_test_split(labels["patientId"].to_numpy(), test_size=0.3, random_state=seed)
+        test, valid = train_test_split(rest, test_size=0.5, random_state=seed)
+        for split, ids in (("train", train), ("valid", valid), ("test", test)):
+            assert kept.loc[kept["split"] == split, "patientId"].tolist() == list(ids), split

@@ -2,16 +2,23 @@
 
 The pipeline: unique texts -> cache lookup -> the misses translated in length-sorted
 batches, forward then backward -> results cached -> every back-translation checked; a
-degenerate one (empty, length ratio out of range, too many repeated n-grams, or cut off
-at ``max_length`` without an end-of-sequence token) is replaced by the original text, and
-the reason is recorded in ``status`` and counted.
+degenerate one (empty, an input cut by the tokenizer at ``max_length``, an output that
+reached ``max_length``, length ratio out of range, too many repeated n-grams) is replaced
+by the original text, and the reason is recorded in ``status`` and counted.
 
-The cache stores raw translations keyed by (both models' identities, the generation
-settings, the text), so reruns reuse work, and changing a check threshold re-checks without
-re-translating. With sampling, the key also holds the request's set of texts (a sampled
-output depends on the whole request), so the two text sources share entries only when
-decoding is deterministic (``do_sample: false``). ``batch_size`` is
-not part of the key: it changes how texts are grouped, not what is asked for.
+Truncation is read from the output's length, not from "has an end-of-sequence token":
+opus-mt's generation config (and the demo pair's) sets ``forced_eos_token_id``, so an
+output cut at ``max_length`` still ends with ``</s>``. An output whose ``</s>`` sits at the
+last allowed position counts as cut off (a translation that ends exactly there is flagged
+too: the conservative side).
+
+The cache stores raw translations keyed by everything an output depends on: both models'
+identities, every generation setting (``batch_size`` included: padding, and with sampling
+the random stream, change with the grouping), the device and the torch / transformers
+versions (``Translator.runtime``), and the text. Reruns reuse work, and changing a check
+threshold re-checks without re-translating. With sampling, the key also holds the
+request's set of texts (a sampled output depends on the whole request), so the two text
+sources share entries only when decoding is deterministic (``do_sample: false``).
 
 The unit of translation is the whole text (``unit: report``, the paper's code) or each
 sentence (``unit: sentence``): a text is split at sentence ends, its unique sentences are
@@ -43,17 +50,20 @@ log = logging.getLogger(__name__)
 OK = "ok"
 EMPTY_INPUT = "empty_input"
 EMPTY = "empty"
+INPUT_TRUNCATED = "input_truncated"
 TRUNCATED = "truncated"
 TOO_SHORT = "length_ratio_low"
 TOO_LONG = "length_ratio_high"
 REPEATED = "repeated_ngrams"
-REASONS = (OK, EMPTY_INPUT, EMPTY, TRUNCATED, TOO_SHORT, TOO_LONG, REPEATED)
+REASONS = (OK, EMPTY_INPUT, EMPTY, INPUT_TRUNCATED, TRUNCATED, TOO_SHORT, TOO_LONG, REPEATED)
+# the cache's ``truncated`` column holds these bits
+_OUTPUT_CUT, _INPUT_CUT = 1, 2
 UNITS = ("report", "sentence")
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """What the models are asked for; every field but ``batch_size`` keys the cache."""
+    """What the models are asked for; every field keys the cache."""
     num_beams: int = 5
     do_sample: bool = True
     temperature: float = 0.7
@@ -62,9 +72,7 @@ class GenerationSettings:
     seed: int = 0
 
     def cache_fields(self) -> dict:
-        fields = asdict(self)
-        fields.pop("batch_size")
-        return fields
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,18 @@ class Checks:
 @dataclass(frozen=True)
 class Translation:
     text: str
-    truncated: bool  # generation stopped at max_length without an end-of-sequence token
+    truncated: bool  # the output reached max_length (cut off)
+    input_truncated: bool = False  # the tokenizer cut the input at max_length
+
+    @property
+    def flags(self) -> int:
+        return (_OUTPUT_CUT if self.truncated else 0) | (_INPUT_CUT if self.input_truncated else 0)
 
 
 class Translator(Protocol):
     """One direction of translation: what the pipeline needs from a model."""
     identity: str  # names the model and its weights (a content hash for local folders)
+    # optional ``runtime``: a dict naming the device and library versions (part of the cache key)
 
     def length(self, texts: Sequence[str]) -> list[int]:
         """Input length of each text in tokens (the sort key)."""
@@ -104,12 +118,15 @@ def repeated_ngram_fraction(text: str, n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def check_back_translation(original: str, back: str, truncated: bool, checks: Checks) -> str:
+def check_back_translation(original: str, back: str, truncated: bool, checks: Checks,
+                           input_truncated: bool = False) -> str:
     """``ok`` or the first fallback reason that applies (in the order of REASONS)."""
     if not original.strip():
         return EMPTY_INPUT
     if not back.strip():
         return EMPTY
+    if input_truncated:
+        return INPUT_TRUNCATED
     if truncated:
         return TRUNCATED
     ratio = len(back.split()) / max(1, len(original.split()))
@@ -169,7 +186,7 @@ class TranslationCache:
     def key(namespace: str, text: str) -> str:
         return hashlib.sha256(f"{namespace}\x00{text}".encode()).hexdigest()
 
-    def get_many(self, namespace: str, texts: Sequence[str]) -> dict[str, tuple[str, str, bool]]:
+    def get_many(self, namespace: str, texts: Sequence[str]) -> dict[str, tuple[str, str, int]]:
         found = {}
         keys = {self.key(namespace, t): t for t in texts}
         items = list(keys)
@@ -180,10 +197,10 @@ class TranslationCache:
                 f" WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             for key, text, inter, back, truncated in rows:
                 if text == keys[key]:  # guards against a (practically impossible) hash collision
-                    found[text] = (inter, back, bool(truncated))
+                    found[text] = (inter, back, int(truncated))  # the truncation bits
         return found
 
-    def put_many(self, namespace: str, rows: Sequence[tuple[str, str, str, bool]]) -> None:
+    def put_many(self, namespace: str, rows: Sequence[tuple[str, str, str, int]]) -> None:
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?, ?)",
@@ -195,6 +212,7 @@ class TranslationCache:
 
 def cache_namespace(forward: Translator, backward: Translator, settings: GenerationSettings) -> str:
     return json.dumps({"forward": forward.identity, "backward": backward.identity,
+                       "runtime": [getattr(forward, "runtime", None), getattr(backward, "runtime", None)],
                        "settings": settings.cache_fields()}, sort_keys=True)
 
 
@@ -243,15 +261,17 @@ def back_translate(texts: Sequence[str], forward: Translator, backward: Translat
         rows = []
         for text, inter in zip(misses, there):
             result = back.get(inter.text, Translation("", False))
-            rows.append((text, inter.text, result.text, inter.truncated or result.truncated))
-            done[text] = (inter.text, result.text, inter.truncated or result.truncated)
+            flags = inter.flags | result.flags  # a cut on either leg
+            rows.append((text, inter.text, result.text, flags))
+            done[text] = (inter.text, result.text, flags)
         if cache:
             cache.put_many(namespace, rows)
 
     records = []
     for text in unique:
-        _, back_text, truncated = done.get(text, ("", "", False))
-        status = check_back_translation(text, back_text, truncated, checks)
+        _, back_text, flags = done.get(text, ("", "", 0))
+        status = check_back_translation(text, back_text, bool(flags & _OUTPUT_CUT), checks,
+                                        input_truncated=bool(flags & _INPUT_CUT))
         records.append((text, back_text if status == OK else text, status))
     table = pd.DataFrame(records, columns=["text", "back_translation", "status"])
     counts = {reason: int(n) for reason, n in Counter(table["status"]).items()}
@@ -301,6 +321,15 @@ def counts_table(counts: dict[str, int], unit: str = "report") -> pd.DataFrame:
 
 # --- Marian ----------------------------------------------------------------------------
 
+def reached_max_length(sequences: torch.Tensor, eos_id: int, max_length: int) -> list[bool]:
+    """Per row of generated (B, T) ids (decoder start first): no ``</s>``, or its first ``</s>``
+    at position ``max_length - 1`` or later (where a forced EOS lands on a cut-off output)."""
+    is_eos = sequences == eos_id  # (B, T)
+    has_eos = is_eos.any(dim=1)
+    first = is_eos.int().argmax(dim=1)  # (B,)
+    return [bool(not e or int(f) + 1 >= max_length) for e, f in zip(has_eos.tolist(), first.tolist())]
+
+
 def model_identity(source: str) -> str:
     """A local folder: sha256 over its model and tokenizer files; else the hub id as given."""
     folder = Path(source)
@@ -329,11 +358,17 @@ class MarianTranslator:
         self.tokenizer = MarianTokenizer.from_pretrained(source)
         self.model = MarianMTModel.from_pretrained(source).to(self.device).eval()
         self.eos_id = self.model.config.eos_token_id
+        self.runtime = runtime_identity(self.device)
         self.calls = 0
 
     def length(self, texts: Sequence[str]) -> list[int]:
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)["input_ids"]
         return [len(x) for x in ids]
+
+    def input_cut(self, texts: Sequence[str]) -> list[bool]:
+        """Whether the tokenizer's ``max_length`` cuts each input (its tail is never translated)."""
+        ids = self.tokenizer(list(texts), truncation=False)["input_ids"]
+        return [len(x) > self.settings.max_length for x in ids]
 
     @torch.inference_mode()
     def translate_batch(self, texts: Sequence[str]) -> list[Translation]:
@@ -345,6 +380,15 @@ class MarianTranslator:
         if s.do_sample:
             kwargs["temperature"] = s.temperature
         out = self.model.generate(**batch, **kwargs)  # (B, T), starts with decoder_start
-        has_eos = (out[:, 1:] == self.eos_id).any(dim=1).tolist()
+        cut = reached_max_length(out, self.eos_id, s.max_length)
+        cut_inputs = self.input_cut(texts)
         decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
-        return [Translation(" ".join(text.split()), not eos) for text, eos in zip(decoded, has_eos)]
+        return [Translation(" ".join(text.split()), c, i) for text, c, i in zip(decoded, cut, cut_inputs)]
+
+
+def runtime_identity(device: torch.device) -> dict:
+    """Device and library versions: a sampled or beam output can differ across any of them."""
+    import transformers
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"device": f"{device.type}:{name}", "torch": torch.__version__, "transformers": transformers.__version__}

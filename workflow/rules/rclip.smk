@@ -2,7 +2,7 @@
 # seed, and the RSNA linear probe per encoder and seed. The demo BERT is built here when
 # rclip.text_model is "demo"; otherwise the configured local folder or hub id is a param.
 #
-# Texts: results/rclip/texts_{text}.parquet holds the subsample's rclip.split images *and*
+# Texts: results/rclip/texts_{text}.parquet holds the subsample's train images *and*
 # its valid images (column `split`), so back_translate covers the validation texts too.
 # `generated` texts are the reports of RRG variant rclip.generated_by, seed
 # rclip.generated_seed (default: the first of `seeds`); CLIP models of every seed train on
@@ -47,6 +47,7 @@ rule clip_texts:
 rule train_clip:
     input:
         unpack(lambda wc: rclip_bert_input()),
+        unpack(lambda wc: rclip_image_weights_input()),
         texts="results/rclip/texts_{text}.parquet",
         backtranslations="results/rclip/backtranslations_{text}.parquet",
         cache_images="results/cache/mimic/images.npy",
@@ -85,7 +86,7 @@ rule train_probe:
     log:
         "results/logs/rclip/probe/{encoder}/seed{seed}/train_probe.log",
     wildcard_constraints:
-        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init",
+        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init|convirt_random_init|convirt_imagenet_init",
     conda:
         ENV
     threads: 4
@@ -94,8 +95,8 @@ rule train_probe:
     params:
         settings=PROBE,
         arch=RCLIP["image_encoder"],
-        image_weights=RCLIP["image_weights"],
         normalize=RCLIP["normalize"],
+        normalization=RCLIP["normalization"],
         checkpoint_dir="results/checkpoints/probe/{encoder}/seed{seed}",
         device=config["device"],
         torch_threads=torch_threads,

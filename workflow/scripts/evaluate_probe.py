@@ -16,6 +16,7 @@ doc = evaluate_probe(
     resamples=boot["resamples"],
     bootstrap_seed=boot["seed"],
     confidence=boot["confidence"],
+    bootstrap_unit=boot["unit"],
     model_dirs=[*snakemake.params.model_dirs, *optional],
     upstream=[p for p in snakemake.params.upstream if Path(p).is_file()],
     command=snakemake.params.command,

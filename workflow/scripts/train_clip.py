@@ -7,7 +7,8 @@ from crrg_clip.train.clip import CLIPSettings, train_clip
 # `snakemake` is injected by Snakemake's script directive.
 setup_logging(snakemake.log[0])
 set_threads(snakemake.params.torch_threads)
-settings = CLIPSettings.from_config(dict(snakemake.params.settings), text_model=snakemake.params.text_model)
+settings = CLIPSettings.from_config(dict(snakemake.params.settings), text_model=snakemake.params.text_model,
+                                    image_weights=snakemake.input.get("image_weights"))
 result = train_clip(
     texts_path=snakemake.input.texts,
     backtranslations_path=snakemake.input.backtranslations,

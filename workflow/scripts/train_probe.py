@@ -18,10 +18,11 @@ result = train_probe(
     settings=settings,
     arch=snakemake.params.arch,
     normalize=dict(snakemake.params.normalize),
+    normalization=snakemake.params.normalization,
     seed=int(snakemake.wildcards.seed),
     device=pick_device(snakemake.params.device),
     clip_folder=snakemake.input.get("clip"),
-    image_weights=snakemake.params.image_weights,
+    image_weights=snakemake.input.get("image_weights"),
     amp=dict(snakemake.params.settings).get("amp", "bf16") == "bf16",
 )
 logging.getLogger("train_probe").info("done: %s", result)

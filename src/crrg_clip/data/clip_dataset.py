@@ -11,10 +11,15 @@ Besides the training split, the texts of the subsample's ``valid`` split are inc
 ``split``) so the back-translation rule also covers them and the validation loss uses the
 same four views as training.
 
-Views of item ``i`` (PROTOCOL.md): ``I1`` = the image, ``I2`` = another image of the same
-study (any view, taken from the image cache, which holds every view of every subsample
-study) or, when the study has only one image, a second augmentation of the same image;
-``T1``/``T2`` = the text and its back-translation in a random order. All randomness of an
+Items (``rclip.unit``): one per image with a text (``image``), or one per study
+(``study``, the paper's code: CXR-CLIP's MIMIC table has a row per study with its images as
+views, so two images of one study are never in-batch negatives of each other).
+
+Views of item ``i`` (PROTOCOL.md): ``I1`` = the image (``study``: one of the study's images
+with a text, drawn per epoch), ``I2`` = another image of the same study (any view, taken
+from the image cache, which holds every view of every subsample study) or, when the study
+has only one image, a second augmentation of the same image; ``T1``/``T2`` = ``I1``'s text
+and its back-translation in a random order. All randomness of an
 item comes from a generator seeded by ``(seed, epoch, index)``, so an epoch's batches are
 the same whichever worker builds them and whether or not the run was resumed.
 """
@@ -32,6 +37,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..rng import item_generator, uniform as _uniform
 from .exclusions import ExclusionLog
+from .normalize import Normalization
 from .region_dataset import AugmentConfig as Augment  # the same MIMIC augmentation (PROTOCOL.md)
 
 TEXT_COLUMNS = ["study_id", "dicom_id", "text", "split"]
@@ -84,24 +90,36 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["split", "study_id", "dicom_id"], kind="stable").reset_index(drop=True)
 
 
+UNITS = ("image", "study")
+
+
 @dataclass
 class CLIPItems:
-    """One row per training image: cache row, the other cache rows of its study, both texts."""
+    """One entry per item: the candidate I1 images (cache rows with their texts) and its study's images."""
 
-    rows: np.ndarray  # (N,) cache row of the image
-    others: list[list[int]]  # cache rows of the study's other images
-    texts: list[str]
-    back_translations: list[str]
-    dicom_ids: list[str]
+    rows: list[list[int]]  # cache rows that may be I1 (one for the image unit)
+    texts: list[list[str]]  # the text of each of those rows
+    back_translations: list[list[str]]
+    study_rows: list[list[int]]  # every cache row of the item's study (the pool for I2)
+    dicom_ids: list[list[str]]
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def others(self, i: int, row: int) -> list[int]:
+        """Cache rows of item ``i``'s study other than ``row`` (sorted)."""
+        return [r for r in self.study_rows[i] if r != row]
+
+    def n_with_second_image(self) -> int:
+        return sum(1 for study in self.study_rows if len(study) > 1)
+
 
 def build_items(texts: pd.DataFrame, back_translations: pd.DataFrame, cache_index: pd.DataFrame,
-                *, split: str, texts_path: str = "texts", bt_path: str = "back-translations",
+                *, split: str, unit: str = "image", texts_path: str = "texts", bt_path: str = "back-translations",
                 index_path: str = "cache index") -> CLIPItems:
-    """Join the texts of ``split`` with their back-translations and the image cache."""
+    """Join the texts of ``split`` with their back-translations and the image cache, per ``unit``."""
+    if unit not in UNITS:
+        raise ValueError(f"rclip.unit {unit!r}: expected one of {UNITS}")
     part = texts[texts["split"] == split]
     if part.empty:
         raise ValueError(f"{texts_path}: no texts for split {split!r}")
@@ -118,14 +136,23 @@ def build_items(texts: pd.DataFrame, back_translations: pd.DataFrame, cache_inde
     by_study: dict[int, list[int]] = {}
     for study, row in zip(cache_index["study_id"].astype("int64"), cache_index["row"].astype("int64")):
         by_study.setdefault(int(study), []).append(int(row))
-    rows = index.loc[part["dicom_id"], "row"].astype("int64").to_numpy()
-    others = [sorted(r for r in by_study.get(int(s), []) if r != row)
-              for s, row in zip(part["study_id"], rows)]
+    rows = index.loc[part["dicom_id"], "row"].astype("int64").tolist()
     back = bt.loc[part["text"]].fillna("").astype(str).tolist()
     # an empty back-translation would be a degenerate view: the original text takes its place
     back = [b if b.strip() else t for b, t in zip(back, part["text"])]
-    return CLIPItems(rows=rows, others=others, texts=part["text"].tolist(), back_translations=back,
-                     dicom_ids=part["dicom_id"].tolist())
+    studies = part["study_id"].astype("int64").tolist()
+    # image unit: each image its own item; study unit: the study's images (in text order) one item
+    keys = list(range(len(part))) if unit == "image" else studies
+    groups: dict[int, list[int]] = {}
+    for position, key in enumerate(keys):
+        groups.setdefault(key, []).append(position)
+    members = list(groups.values())
+    text, dicom = part["text"].tolist(), part["dicom_id"].tolist()
+    return CLIPItems(rows=[[rows[k] for k in m] for m in members],
+                     texts=[[text[k] for k in m] for m in members],
+                     back_translations=[[back[k] for k in m] for m in members],
+                     study_rows=[sorted(by_study.get(studies[m[0]], [])) for m in members],
+                     dicom_ids=[[dicom[k] for k in m] for m in members])
 
 
 def to_float(image: np.ndarray, size: int) -> torch.Tensor:
@@ -154,18 +181,18 @@ def augment_image(x: torch.Tensor, aug: Augment, g: torch.Generator) -> torch.Te
 
 
 class CLIPViews(torch.utils.data.Dataset):
-    """Item ``i`` -> (I1 (1, S, S), I2 (1, S, S), T1, T2); call ``set_epoch`` before each epoch.
+    """Item ``i`` -> (I1 (C, S, S), I2 (C, S, S), T1, T2) (C from ``normalize``); call ``set_epoch`` before each epoch.
 
     ``train=False`` gives the validation views: no augmentation, ``I2`` = the study's first
     other image (or the image itself), ``T1`` = text, ``T2`` = back-translation.
     """
 
-    def __init__(self, items: CLIPItems, images: np.ndarray, *, image_size: int, mean: float, std: float,
+    def __init__(self, items: CLIPItems, images: np.ndarray, *, image_size: int, normalize: Normalization,
                  augment: Augment | None, seed: int, train: bool):
         self.items = items
         self.images = images
         self.image_size = image_size
-        self.mean, self.std = mean, std
+        self.normalize = normalize
         self.augment = augment or Augment()
         self.seed = seed
         self.train = train
@@ -182,13 +209,17 @@ class CLIPViews(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         items = self.items
-        row, others = int(items.rows[i]), items.others[i]
-        t1, t2 = items.texts[i], items.back_translations[i]
         if not self.train:
+            row, others = items.rows[i][0], items.others(i, items.rows[i][0])
+            t1, t2 = items.texts[i][0], items.back_translations[i][0]
             x1 = self._image(row)
             x2 = self._image(others[0]) if others else x1.clone()
         else:
             g = item_generator(self.seed, self.epoch, i)
+            # a study item draws its I1 first; an image item has one candidate and draws nothing
+            k = int(torch.randint(len(items.rows[i]), (), generator=g)) if len(items.rows[i]) > 1 else 0
+            row, others = items.rows[i][k], items.others(i, items.rows[i][k])
+            t1, t2 = items.texts[i][k], items.back_translations[i][k]
             if others:
                 other = others[int(torch.randint(len(others), (), generator=g))]
             else:
@@ -197,9 +228,7 @@ class CLIPViews(torch.utils.data.Dataset):
                 t1, t2 = t2, t1
             x1 = augment_image(self._image(row), self.augment, g)
             x2 = augment_image(self._image(other), self.augment, g)
-        x1 = (x1 - self.mean) / self.std
-        x2 = (x2 - self.mean) / self.std
-        return x1, x2, t1, t2
+        return self.normalize(x1), self.normalize(x2), t1, t2
 
 
 class TextCollate:

@@ -105,12 +105,12 @@ def split_rsna(
     """``(kept, capped)``: the split images and those beyond a per-split cap.
 
     ``train_test_split(test_size, random_state=seed)``, the held-out part halved (same seed)
-    into valid / test; then the first ``max_rows[split]`` rows of each split; then a seeded
+    with the *first* half as test and the second as valid (GLoRIA's order); then the first ``max_rows[split]`` rows of each split; then a seeded
     training subset (fraction or count, at least one image, not stratified).
     """
     ids = labels["patientId"].astype(str).to_numpy()
     train_ids, rest = train_test_split(ids, test_size=test_size, random_state=seed)
-    valid_ids, test_ids = train_test_split(rest, test_size=0.5, random_state=seed)
+    test_ids, valid_ids = train_test_split(rest, test_size=0.5, random_state=seed)  # GLoRIA: test first
     by_id = labels.set_index("patientId")
     parts, capped = [], []
     for split, chosen in (("train", train_ids), ("valid", valid_ids), ("test", test_ids)):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .. import provenance as prov
-from .bootstrap import ids_fingerprint
+from .bootstrap import bootstrap_plan
 from .classification import probe_metrics
 from .predictions import read_parquet, validate_probe
 
@@ -21,6 +21,7 @@ def evaluate_probe(
     resamples: int,
     bootstrap_seed: int,
     confidence: float = 0.95,
+    bootstrap_unit: str = "patient",
     model_dirs: Sequence[str] = (),
     upstream: Sequence[str] = (),
     command: str | None = None,
@@ -28,8 +29,11 @@ def evaluate_probe(
     rsna = pd.read_parquet(rsna_path)
     test = rsna[rsna["split"] == "test"]
     predictions = validate_probe(read_parquet(predictions_path), test, predictions_path)
+    ids = predictions["patientId"].astype(str).tolist()
+    # RSNA: one image per patientId, so each image is its own patient (both units agree)
+    indices, resampling = bootstrap_plan(ids, ids, bootstrap_unit, resamples, bootstrap_seed)
     result = probe_metrics(predictions["label"].to_numpy(), predictions["prob"].to_numpy(),
-                           resamples, bootstrap_seed, confidence)
+                           indices, confidence)
     files = [prov.file_record(predictions_path, "predictions"), prov.file_record(rsna_path, "data")]
     for folder in model_dirs:
         files += prov.model_record(folder)
@@ -38,9 +42,7 @@ def evaluate_probe(
         "system": encoder, "kind": "probe", "seed": seed,
         "metrics": result["metrics"], "roc": result["roc"],
         "n": result["n"], "n_positive": result["n_positive"], "threshold": result["threshold"],
-        "bootstrap": {"resamples": resamples, "seed": bootstrap_seed, "confidence": confidence,
-                      "unit": "test image", "ids_sha256": ids_fingerprint(predictions["patientId"].astype(str).tolist()),
-                      "replicates": result["replicates"]},
+        "bootstrap": {**resampling, "confidence": confidence, "replicates": result["replicates"]},
         "command": command,
         "provenance": {"files": files, "environment": prov.environment(),
                        "code_version": prov.code_version()},

@@ -17,8 +17,10 @@ import torch
 from tqdm import tqdm
 
 from ..data.clip_dataset import CLIPViews, TextCollate, augment_from_config, build_items
+from ..data.normalize import normalization
 from ..models.clip import build_clip, save_clip
 from ..models.clip_losses import RCLIPLoss
+from ..models.convirt import build_convirt_training
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
 from .loop import epoch_batches, file_stamp, fit, plot_loss_curve, reset_stale_checkpoint
@@ -44,9 +46,14 @@ class CLIPSettings:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     normalize: dict = field(default_factory=lambda: {"mean": 0.471, "std": 0.302})
+    normalization: str = "dataset"  # or "imagenet" (data/normalize.py)
+    unit: str = "image"  # or "study": one training item per study (data/clip_dataset.py)
     augment: dict = field(default_factory=dict)
     num_workers: int = 0
     amp: str = "bf16"
+    channels_last: bool = False  # NHWC image tower on CUDA (inputs follow the weights' format)
+    loss: str = "cxr_clip"  # or "convirt": ConVIRT's heads, pooling, loss and optimiser (models/convirt.py)
+    convirt: dict = field(default_factory=dict)  # the `convirt` config section
 
     @classmethod
     def from_config(cls, values: dict, **overrides) -> "CLIPSettings":
@@ -100,31 +107,37 @@ def train_clip(*, texts_path: Path | str, backtranslations_path: Path | str, cac
     if images.ndim != 3 or len(images) != len(index):
         raise ValueError(f"{cache_images}: expected (N, S, S) with N = {len(index)} rows of {cache_index}, "
                          f"got shape {images.shape}")
-    train_items = build_items(texts, back, index, split="train", texts_path=str(texts_path),
+    train_items = build_items(texts, back, index, split="train", unit=settings.unit, texts_path=str(texts_path),
                               bt_path=str(backtranslations_path), index_path=str(cache_index))
-    valid_items = build_items(texts, back, index, split="valid", texts_path=str(texts_path),
+    valid_items = build_items(texts, back, index, split="valid", unit=settings.unit, texts_path=str(texts_path),
                               bt_path=str(backtranslations_path), index_path=str(cache_index))
-    n_second = sum(1 for o in train_items.others if o)
-    log.info("R-CLIP %s: %d training images (%d with a second image of the study), %d validation images",
-             text_source, len(train_items), n_second, len(valid_items))
+    n_second = train_items.n_with_second_image()
+    log.info("R-CLIP %s: %d training %ss (%d with a second image of the study), %d validation %ss",
+             text_source, len(train_items), settings.unit, n_second, len(valid_items), settings.unit)
 
     reset_stale_checkpoint(checkpoint_dir, {
         "settings": {k: v for k, v in asdict(settings).items() if k != "num_workers"}, "seed": seed,
         "inputs": file_stamp(texts_path, backtranslations_path, cache_images, cache_index),
     })
-    model, tokenizer = build_clip(image_encoder=settings.image_encoder, image_weights=settings.image_weights,
-                                  text_model=settings.text_model, projection_dim=settings.projection_dim,
-                                  temperature_init=settings.temperature_init)
-    model.to(device)
-    criterion = RCLIPLoss(settings.image_to_image_loss_weight, settings.text_to_text_loss_weight,
-                          settings.loss_ratio)
-    optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.lr)
+    if settings.loss == "convirt":
+        model, tokenizer, criterion, optimizer = build_convirt_training(settings, settings.convirt)
+        model.to(device)
+    else:
+        model, tokenizer = build_clip(image_encoder=settings.image_encoder, image_weights=settings.image_weights,
+                                      text_model=settings.text_model, projection_dim=settings.projection_dim,
+                                      temperature_init=settings.temperature_init)
+        model.to(device)
+        criterion = RCLIPLoss(settings.image_to_image_loss_weight, settings.text_to_text_loss_weight,
+                              settings.loss_ratio)
+        optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.lr)
 
-    mean, std = float(settings.normalize["mean"]), float(settings.normalize["std"])
+    if settings.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)  # 4-D conv weights only; saved contiguous (modelio)
+    norm = normalization(settings.normalization, settings.normalize)
     augment = augment_from_config(settings.augment)
-    train_set = CLIPViews(train_items, images, image_size=settings.image_size, mean=mean, std=std,
+    train_set = CLIPViews(train_items, images, image_size=settings.image_size, normalize=norm,
                           augment=augment, seed=seed, train=True)
-    valid_set = CLIPViews(valid_items, images, image_size=settings.image_size, mean=mean, std=std,
+    valid_set = CLIPViews(valid_items, images, image_size=settings.image_size, normalize=norm,
                           augment=None, seed=seed, train=False)
     collate = TextCollate(tokenizer, settings.max_text_tokens)
     n_batches = len(epoch_batches(len(train_set), settings.batch_size, seed=seed, epoch=0, drop_last=True))
@@ -155,9 +168,10 @@ def train_clip(*, texts_path: Path | str, backtranslations_path: Path | str, cac
             scheduler.step()
             b = x1.shape[0]
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
+                # float64 on the device (no host sync per step): the same sum as Python floats
+                sums[k] = sums.get(k, 0.0) + v.detach().double() * b
             count += b
-        return {k: v / count for k, v in sums.items()}
+        return {k: float(v) / count for k, v in sums.items()}
 
     def validate() -> float:
         total, count = 0.0, 0
@@ -165,9 +179,9 @@ def train_clip(*, texts_path: Path | str, backtranslations_path: Path | str, cac
             x1, x2, t1, t2 = _to(batch, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 losses = criterion(model(x1, x2, t1, t2))
-            total += float(losses["loss"]) * x1.shape[0]
+            total = total + losses["loss"].detach().double() * x1.shape[0]  # on the device, float64
             count += x1.shape[0]
-        return total / count
+        return float(total) / count
 
     metrics_path = out_dir / "metrics.tsv"
     history = fit(model, optimizer, train_epoch=train_epoch, validate=validate, epochs=settings.epochs,
@@ -175,9 +189,9 @@ def train_clip(*, texts_path: Path | str, backtranslations_path: Path | str, cac
     model.to("cpu")
     save_clip(out_dir, model, tokenizer, extra={
         "text_source": text_source, "image_size": settings.image_size,
-        "max_text_tokens": settings.max_text_tokens, "normalize": {"mean": mean, "std": std},
+        "max_text_tokens": settings.max_text_tokens, "normalize": norm.record(), "unit": settings.unit,
         "best_epoch": history.best_epoch, "best_val_loss": history.best_val,
-        "temperature": float(1.0 / model.scale().detach()),
+        "temperature": float(1.0 / model.scale().detach()), "loss": settings.loss,
     })
     plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"R-CLIP ({text_source}), seed {seed}")
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,

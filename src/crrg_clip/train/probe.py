@@ -2,7 +2,8 @@
 
 - Training images (RSNA ``train`` split, ``in_train_subset``): RandomResizedCrop to
   ``probe.image_size`` with area fraction in ``probe.crop_scale`` (aspect 3/4..4/3) and a
-  brightness / contrast jitter, drawn fresh each epoch from a generator seeded by
+  brightness / contrast jitter (and, with ``probe.clahe.p`` > 0, CLAHE between the crop and
+  the jitter, as the paper's code), drawn fresh each epoch from a generator seeded by
   ``(seed, epoch, index)``. The features are therefore recomputed every epoch (the faithful
   path; caching frozen features is only valid without augmentation).
 - Validation and test images: Resize + CenterCrop to ``probe.image_size``, no randomness,
@@ -13,6 +14,10 @@
 - Model selection: the epoch with the lowest validation BCE (``fit`` keeps it). The
   validation loss is smoother than the AUC on small validation sets; the AUC is logged per
   epoch and recorded for the chosen epoch in run.json.
+- Optimiser: AdamW on the head, ``probe.weight_decay``; ``probe.schedule`` ``constant`` or
+  ``cosine`` (linear warm-up over ``probe.warmup_epochs``, then cosine decay to 0, stepped per
+  batch: the paper's fine-tune config, Appendix Table 6).
+- Images are normalised as ``rclip.normalization`` says (``data/normalize.py``).
 - Batches come from ``epoch_batches`` without ``drop_last``: 3 images with batch 32 still
   train one batch per epoch (the RSNA 1% trap of FORMATS.md), and an empty epoch is refused.
 """
@@ -33,6 +38,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+from ..data.clahe import CLAHEConfig, random_clahe
+from ..data.normalize import Normalization, normalization as make_normalization
 from ..models.probe import LinearProbe, build_encoder, save_probe
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
@@ -48,6 +55,9 @@ class ProbeSettings:
     batch_size: int = 32
     lr: float = 5e-5
     weight_decay: float = 0.0
+    schedule: str = "constant"  # or "cosine" (with warmup_epochs of linear warm-up)
+    warmup_epochs: float = 0.0
+    clahe: dict = field(default_factory=dict)  # CLAHEConfig fields; p 0 = off
     standardize: bool = False
     image_size: int = 224
     crop_scale: list = field(default_factory=lambda: [0.8, 1.0])
@@ -75,12 +85,14 @@ def crop_box(height: int, width: int, scale, g: torch.Generator, ratio=(3 / 4, 4
     return 0, 0, height, width
 
 
-def train_view(image: np.ndarray, size: int, crop_scale, jitter: dict, g: torch.Generator) -> torch.Tensor:
-    """uint8 (S, S) -> augmented float (1, size, size) in [0, 1]."""
+def train_view(image: np.ndarray, size: int, crop_scale, jitter: dict, g: torch.Generator,
+               clahe: CLAHEConfig = CLAHEConfig()) -> torch.Tensor:
+    """uint8 (S, S) -> augmented float (1, size, size) in [0, 1]: crop, CLAHE, jitter."""
     x = torch.from_numpy(np.array(image, dtype=np.float32)).div_(255.0)[None]  # (1, S, S)
     top, left, h, w = crop_box(x.shape[-2], x.shape[-1], crop_scale, g)
     x = TF.resized_crop(x, top, left, h, w, [size, size], interpolation=InterpolationMode.BILINEAR,
                         antialias=True)
+    x = random_clahe(x, clahe, g)
     b, c = float(jitter.get("brightness", 0.0)), float(jitter.get("contrast", 0.0))
     x = x * _uniform(g, max(0.0, 1 - b), 1 + b)
     mean = x.mean()
@@ -98,11 +110,12 @@ def eval_view(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 class RSNAViews(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray, rows: np.ndarray, labels: np.ndarray, *, size: int, mean: float,
-                 std: float, train: bool, crop_scale=(0.8, 1.0), jitter: dict | None = None, seed: int = 0):
+    def __init__(self, images: np.ndarray, rows: np.ndarray, labels: np.ndarray, *, size: int,
+                 normalize: Normalization, train: bool, crop_scale=(0.8, 1.0), jitter: dict | None = None,
+                 seed: int = 0, clahe: CLAHEConfig = CLAHEConfig()):
         self.images, self.rows, self.labels = images, rows, labels
-        self.size, self.mean, self.std, self.train = size, mean, std, train
-        self.crop_scale, self.jitter, self.seed = crop_scale, jitter or {}, seed
+        self.size, self.normalize, self.train = size, normalize, train
+        self.crop_scale, self.jitter, self.seed, self.clahe = crop_scale, jitter or {}, seed, clahe
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -114,10 +127,11 @@ class RSNAViews(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         image = self.images[int(self.rows[i])]
         if self.train:
-            x = train_view(image, self.size, self.crop_scale, self.jitter, item_generator(self.seed, self.epoch, i))
+            x = train_view(image, self.size, self.crop_scale, self.jitter, item_generator(self.seed, self.epoch, i),
+                           self.clahe)
         else:
             x = eval_view(image, self.size)
-        return (x - self.mean) / self.std, torch.tensor(float(self.labels[i]))
+        return self.normalize(x), torch.tensor(float(self.labels[i]))
 
 
 def split_frame(index: pd.DataFrame, index_path: str) -> dict[str, pd.DataFrame]:
@@ -136,13 +150,29 @@ def split_frame(index: pd.DataFrame, index_path: str) -> dict[str, pd.DataFrame]
     return {k: v.reset_index(drop=True) for k, v in parts.items()}
 
 
+def head_optimizer(head: torch.nn.Module, settings: ProbeSettings, steps_per_epoch: int):
+    """AdamW on the head and its per-batch lr schedule (None for ``constant``)."""
+    from .clip import cosine_with_warmup  # the same warm-up + cosine curve as R-CLIP pretraining
+
+    optimizer = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    if settings.schedule == "constant":
+        return optimizer, None
+    if settings.schedule != "cosine":
+        raise ValueError(f"probe.schedule {settings.schedule!r}: expected constant or cosine")
+    total = settings.epochs * steps_per_epoch
+    warmup = round(settings.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_with_warmup(step, warmup_steps=warmup, total_steps=total))
+    return optimizer, scheduler
+
+
 def auc_or_nan(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else float("nan")
 
 
 def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_kind: str, out_dir: Path | str,
                 checkpoint_dir: Path | str, settings: ProbeSettings, arch: str, normalize: dict, seed: int,
-                device: torch.device, clip_folder: Path | str | None = None, image_weights: str | None = None,
+                device: torch.device, normalization: str = "dataset", clip_folder: Path | str | None = None, image_weights: str | None = None,
                 amp: bool = True, progress: bool = True) -> dict:
     """Train the probe of one encoder; write the model folder, metrics, predictions and run.json."""
     started = now()
@@ -165,14 +195,16 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
     probe = LinearProbe(encoder).to(device)
     torch.manual_seed(seed)
     torch.nn.init.zeros_(probe.head.bias)
-    optimizer = torch.optim.AdamW(probe.head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    mean, std = float(normalize["mean"]), float(normalize["std"])
+    steps_per_epoch = len(epoch_batches(len(parts["train"]), settings.batch_size, seed=seed, epoch=0))
+    optimizer, scheduler = head_optimizer(probe.head, settings, steps_per_epoch)
+    norm = make_normalization(normalization, normalize)
+    clahe = CLAHEConfig.from_config(settings.clahe)
     use_amp = amp and device.type == "cuda"
 
     def views(part, train):
         return RSNAViews(images, part["row"].to_numpy(), part["label"].to_numpy(), size=settings.image_size,
-                         mean=mean, std=std, train=train, crop_scale=settings.crop_scale,
-                         jitter=settings.color_jitter, seed=seed)
+                         normalize=norm, train=train, crop_scale=settings.crop_scale,
+                         jitter=settings.color_jitter, seed=seed, clahe=clahe)
 
     def loader(dataset, batches):
         return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers,
@@ -207,6 +239,8 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(y)
             count += len(y)
         val_aucs[epoch] = _val_auc()
@@ -224,7 +258,7 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
 
     metrics_path = out_dir / "metrics.tsv"
     history = fit(probe, optimizer, train_epoch=train_epoch, validate=validate, epochs=settings.epochs,
-                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path)
+                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, scheduler=scheduler)
     probe.eval()
     with torch.no_grad():
         test_prob = torch.sigmoid(probe.classify(cached["test"])).cpu().numpy()
@@ -241,7 +275,8 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
     predictions.to_parquet(out_dir / "predictions_test.parquet", index=False)
     probe.to("cpu")
     save_probe(out_dir, probe, {"encoder": encoder_kind, "image_size": settings.image_size,
-                                "normalize": {"mean": mean, "std": std}, **results})
+                                "normalize": norm.record(), **results,
+                                "image_cache": {"size": int(images.shape[1])}})  # for `crrg-clip classify`
     plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"RSNA probe ({encoder_kind}), seed {seed}")
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
                    settings=asdict(settings), extra={

@@ -5,10 +5,16 @@ PROBE = config["probe"]
 RCLIP_GENERATED_SEED = (
     RCLIP["generated_seed"] if RCLIP["generated_seed"] is not None else SEEDS[0]
 )
-RCLIP_TEXT_SPLITS = sorted({RCLIP["split"], "valid"})
+# CLIP trains on the subsample's train split; its valid split gives the validation loss
+RCLIP_TEXT_SPLITS = ["train", "valid"]
 RCLIP_PROBE_ENCODERS = ["rclip_radiologist", "rclip_generated", "random_init"] + (
     ["imagenet_init"] if RCLIP["image_weights"] else []
 )
+
+
+def rclip_image_weights_input():
+    # an input, not a param: replacing the weights file reruns what was trained from it
+    return {"image_weights": RCLIP["image_weights"]} if RCLIP["image_weights"] else {}
 
 
 def rclip_bert_input():
@@ -42,8 +48,13 @@ def rclip_probe_encoder_input(wildcards):
         return {
             "clip": f"results/rclip/{encoder[len('rclip_'):]}/seed{wildcards.seed}/clip"
         }
-    if encoder == "imagenet_init" and not RCLIP["image_weights"]:
-        raise WorkflowError(
-            "probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)"
-        )
+    if encoder.startswith("convirt_"):  # rules/baselines.smk
+        init = encoder[len("convirt_") :]
+        return {"clip": f"results/rclip/convirt/{init}/seed{wildcards.seed}/clip"}
+    if encoder == "imagenet_init":
+        if not RCLIP["image_weights"]:
+            raise WorkflowError(
+                "probe encoder imagenet_init needs rclip.image_weights (a local ImageNet state dict)"
+            )
+        return rclip_image_weights_input()
     return {}
