@@ -74,10 +74,12 @@ def timed(step, iters, warmup, device) -> float:
     return (time.perf_counter() - start) / iters
 
 
-def run_size(name: str, size: dict, device, amp: bool, iters: int, warmup: int) -> dict:
+def run_size(name: str, size: dict, device, amp: bool, iters: int, warmup: int, channels_last: bool = False) -> dict:
     torch.manual_seed(0)
     model = CLIPModel(ImageEncoder(size["arch"]), BertModel(BertConfig(**size["bert"]), add_pooling_layer=False),
                       projection_dim=size["proj"], temperature_init=0.07, sep_token_id=SEP).to(device)
+    if channels_last:  # as train/clip.py with rclip.channels_last
+        model.to(memory_format=torch.channels_last)
     criterion = RCLIPLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     x1, x2, t1, t2 = batch(size, device, torch.Generator().manual_seed(0))
@@ -120,6 +122,9 @@ def main():
     parser.add_argument("--sizes", default="demo,real")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--batch", type=int, default=0, help="override every size's batch (CPU runs)")
+    parser.add_argument("--tokens", type=int, default=0, help="override every size's text length (real reports "
+                        "are padded to the batch's longest, usually well under 256)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last image tower (rclip.channels_last)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.threads:
@@ -128,13 +133,15 @@ def main():
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     amp = args.amp == "bf16"
-    sizes = {n: {**SIZES[n], **({"batch": args.batch} if args.batch else {})} for n in args.sizes.split(",")}
-    rows = [run_size(n, sizes[n], device, amp, args.iters, args.warmup) for n in sizes]
+    sizes = {n: {**SIZES[n], **({"batch": args.batch} if args.batch else {}),
+                 **({"tokens": args.tokens} if args.tokens else {})} for n in args.sizes.split(",")}
+    rows = [run_size(n, sizes[n], device, amp, args.iters, args.warmup, args.channels_last) for n in sizes]
     lines = [
         f"# R-CLIP training benchmark ({describe_device(device)})", "",
         f"- command: `python benchmarks/bench_clip.py --device {args.device} --amp {args.amp} "
         f"--iters {args.iters} --warmup {args.warmup} --sizes {args.sizes}"
-        + (f" --batch {args.batch}" if args.batch else "") + "`",
+        + (f" --batch {args.batch}" if args.batch else "") + (f" --tokens {args.tokens}" if args.tokens else "")
+        + (" --channels-last" if args.channels_last else "") + "`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}; torch threads: {torch.get_num_threads()}; "
         f"torch {package_versions(('torch',))['torch']}",
         "- one step = both image views + both texts through the towers, R-CLIP loss (MVS + ICL + TCL), "
@@ -153,6 +160,17 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(text)
+    if device.type == "cuda":  # refresh the projection's throughput table
+        import throughputs
+
+        precision = "bf16" if amp else "fp32"
+        suffix = ("_cl" if args.channels_last else "") + (f"_t{args.tokens}" if args.tokens else "")
+        for r in rows:
+            common = dict(device=f"cuda:{torch.cuda.get_device_name(0)}", source=f"benchmarks/results/{out.name}")
+            throughputs.record(f"clip_train_{r['size']}_{precision}{suffix}_b{r['batch']}", r["clip_img_s"],
+                               "images/s", **common)
+            throughputs.record(f"clip_image_tower_{r['size']}_{precision}{suffix}_b{r['batch']}",
+                               r["image_only_img_s"], "images/s", **common)
 
 
 if __name__ == "__main__":

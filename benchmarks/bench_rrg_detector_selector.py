@@ -82,9 +82,10 @@ def child(size_name: str, device_name: str, amp: str, batch_size: int, iters: in
     feature_dim = spec.pop("region_feature_dim")
     config = DetectorConfig(**spec)
     model = RegionDetector(config)
-    amp_arg = None if amp == "fp32" else amp
+    channels_last = amp.endswith("-cl")  # precision "bf16-cl": bf16 + channels-last
+    amp_arg = None if amp.startswith("fp32") else amp.removesuffix("-cl")
     trainer = DetectorTrainer(model, None, None, Schedule(epochs=1, batch_size=batch_size, lr=1e-4),
-                              device=device, seed=0, amp=amp_arg, progress=False)
+                              device=device, seed=0, amp=amp_arg, progress=False, channels_last=channels_last)
     g = torch.Generator().manual_seed(0)
     images, targets = synthetic_batch(batch_size, config.image_size, g)
     if device.type == "cuda":
@@ -92,8 +93,12 @@ def child(size_name: str, device_name: str, amp: str, batch_size: int, iters: in
     model.train()
     train_s = timed(lambda: trainer.step(images, targets), iters, warmup, device)
     train_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+    # the loop before this round read every loss with .item() after each step (a host sync)
+    synced_s = timed(lambda: {k: v.item() for k, v in trainer.step(images, targets).items()}, iters, 1, device)
 
     on_device = images.to(device)
+    if channels_last:
+        on_device = on_device.contiguous(memory_format=torch.channels_last)
     def predict():
         with autocast(device, amp_arg):
             model.predict(on_device)
@@ -114,6 +119,7 @@ def child(size_name: str, device_name: str, amp: str, batch_size: int, iters: in
     return {
         "size": size_name, "amp": amp, "batch_size": batch_size, "iters": iters,
         "train_images_per_s": batch_size / train_s, "predict_images_per_s": batch_size / predict_s,
+        "train_synced_images_per_s": batch_size / synced_s,
         "selector_images_per_s": n / selector_s,
         "peak_train_gib": None if train_peak is None else train_peak / 2**30,
         "peak_predict_gib": None if predict_peak is None else predict_peak / 2**30,
@@ -137,6 +143,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none",
                         help="bf16 autocast (the fp32 baseline runs too, for the ratio)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also the channels-last variant of the last precision (e.g. bf16-cl)")
     parser.add_argument("--sizes", default="demo,real")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -154,6 +162,8 @@ def main(argv=None) -> None:
 
     batch_real = args.batch_real or (16 if args.device == "cuda" else 2)
     precisions = ["fp32"] + (["bf16"] if args.amp == "bf16" else [])
+    if args.channels_last:
+        precisions.append(f"{precisions[-1]}-cl")
     rows = []
     load_before = os.getloadavg()
     for size in args.sizes.split(","):
@@ -186,20 +196,37 @@ def main(argv=None) -> None:
         "- detector train = forward + backward + AdamW step; predict = `RegionDetector.predict` (extraction); "
         "selector = one epoch of 512 images of region features, batch 16",
         "",
-        "| size | precision | batch | detector train img/s | predict img/s | selector img/s | "
+        "- train img/s = `DetectorTrainer.step` as today (losses stay on the device); with .item() = the same "
+        "step followed by reading every loss on the host, as the loop did before (one sync per step)",
+        "- precision `-cl` = channels-last (`rrg.detector_channels_last`, CUDA only)",
+        "",
+        "| size | precision | batch | detector train img/s | train img/s with .item() | predict img/s | selector img/s | "
         "speed vs fp32 (train) | peak train GPU GiB | peak predict GPU GiB | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']} | {r['amp']} | {r['batch_size']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['size']} | {r['amp']} | {r['batch_size']} | failed: {r['error']} | | | | | | | |")
             continue
         ratio = r["train_images_per_s"] / base[r["size"]]["train_images_per_s"] if r["size"] in base else None
         lines.append(f"| {r['size']} | {r['amp']} | {r['batch_size']} | {fmt(r['train_images_per_s'])} | "
-                     f"{fmt(r['predict_images_per_s'])} | {fmt(r['selector_images_per_s'], '.0f')} | {fmt(ratio)} | "
+                     f"{fmt(r['train_synced_images_per_s'])} | {fmt(r['predict_images_per_s'])} | {fmt(r['selector_images_per_s'], '.0f')} | {fmt(ratio)} | "
                      f"{fmt(r['peak_train_gib'])} | {fmt(r['peak_predict_gib'])} | {fmt(r['peak_rss_gib'])} |")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
+    if args.device == "cuda":  # refresh the projection's throughput table
+        import throughputs
+
+        device = f"cuda:{describe(args.device)}"
+        source = f"benchmarks/results/{out.name}"
+        for r in rows:
+            if "error" in r:
+                continue
+            tag = f"{r['size']}_{r['amp'].replace('-', '_')}_b{r['batch_size']}"
+            throughputs.record(f"detector_train_{tag}", r["train_images_per_s"], "images/s", device, source)
+            throughputs.record(f"detector_predict_{tag}", r["predict_images_per_s"], "images/s", device, source)
+            throughputs.record(f"selector_train_{r['size']}_{r['amp'].replace('-', '_')}_b16",
+                               r["selector_images_per_s"], "images/s", device, source)
 
 
 if __name__ == "__main__":

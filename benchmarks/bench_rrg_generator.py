@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--beams", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--cases", default="demo,gpt2-medium")
+    parser.add_argument("--out", default=None, help="default benchmarks/results/rrg_generator_<device>.md")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,10 +171,22 @@ def main() -> None:
                       f"generation {b['gen_sent_s'] / a['gen_sent_s']:.3f}x."]
     if device.type == "cpu":
         lines += ["", "CPU peak memory is the process's peak RSS after the case (cumulative across rows)."]
-    out = Path(__file__).resolve().parent / "results" / f"rrg_generator_{args.device}.md"
+    out = Path(args.out or Path(__file__).resolve().parent / "results" / f"rrg_generator_{args.device}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
+    if device.type == "cuda":  # refresh the projection's throughput table (GPT-2 medium only)
+        import throughputs
+
+        precision = "bf16" if args.amp == "bf16" else "fp32"
+        for r in results:
+            if r["case"] != "gpt2-medium":
+                continue
+            common = dict(device=f"cuda:{name}", source=f"benchmarks/results/{out.name}")
+            throughputs.record(f"generator_train_medium_{precision}_b{args.sentences}", r["train_sent_s"],
+                               "sentences/s", **common)
+            throughputs.record(f"generation_medium_{precision}_b{args.gen_batch}", r["gen_sent_s"], "sentences/s",
+                               note=f"{args.beams} beams, {args.gen_tokens} new tokens (min = max)", **common)
 
 
 if __name__ == "__main__":

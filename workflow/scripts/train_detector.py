@@ -24,4 +24,8 @@ train_detector(
     normalize=Normalize(model.normalize_mean, model.normalize_std),
     device=pick_device(params.device),
     seed=int(snakemake.wildcards.seed),
+    jpeg_draft=snakemake.config["image_cache"]["jpeg_draft"],
+    amp=params.amp,
+    channels_last=params.channels_last,
+    num_workers=params.num_workers,
 )

@@ -1,13 +1,16 @@
 """Letterboxed uint8 image caches: ``images.npy`` (N, S, S) memmap + an index table.
 
-Workers (a process pool) each open the memmap and write their own rows, so only the
-geometry travels back. Rows follow the order of the items given, so a cache is
-deterministic for a given item list.
+Workers (a process pool) each write their own rows into the file with ``os.pwrite`` at the
+row's offset, so only the geometry travels back. Not through a writable memmap: every row
+written that way stays mapped into the worker, whose resident size then grows with the
+cache (2.2 GiB per worker for 10k images at 512 px, benchmarks/results/data_scale.md). Rows
+follow the order of the items given, so a cache is deterministic for a given item list.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -19,14 +22,21 @@ from .images import load_dicom_letterbox, load_jpeg_letterbox
 
 GEOMETRY_COLUMNS = ["row", "scale", "pad_x", "pad_y", "width", "height"]
 
-_memmap: np.ndarray | None = None
+_out: dict = {}  # this process's open cache file: fd, offset of row 0, bytes per row
 _settings: dict = {}
 
 
 def _init_worker(npy_path: str, kind: str, size: int, draft: bool) -> None:
-    global _memmap, _settings
-    _memmap = np.load(npy_path, mmap_mode="r+")
+    global _settings
+    header = np.load(npy_path, mmap_mode="r")  # only to read the data offset after the .npy header
+    _out.update(fd=os.open(npy_path, os.O_WRONLY), offset=header.offset, row_bytes=size * size)
+    del header
     _settings = {"kind": kind, "size": size, "draft": draft}
+
+
+def _close_output() -> None:
+    if "fd" in _out:
+        os.close(_out.pop("fd"))
 
 
 def _decode(path: str, kind: str, size: int, draft: bool):
@@ -40,7 +50,10 @@ def _decode(path: str, kind: str, size: int, draft: bool):
 def _work(job: tuple[int, str]) -> tuple[int, float, int, int, int, int]:
     row, path = job
     canvas, geo = _decode(path, **_settings)
-    _memmap[row] = canvas
+    data = np.ascontiguousarray(canvas, dtype=np.uint8).tobytes()  # (S, S) row-major, as the .npy layout
+    if len(data) != _out["row_bytes"]:
+        raise ValueError(f"{path}: decoded to {canvas.shape}, expected a square of {_out['row_bytes']} bytes")
+    os.pwrite(_out["fd"], data, _out["offset"] + row * _out["row_bytes"])
     return row, geo.scale, geo.pad_x, geo.pad_y, geo.width, geo.height
 
 
@@ -66,15 +79,14 @@ def build_cache(
     args = (str(out_npy), kind, size, draft)
     if workers <= 1 or len(jobs) < 2:
         _init_worker(*args)
-        results = [_work(j) for j in jobs]
+        try:
+            results = [_work(j) for j in jobs]
+        finally:
+            _close_output()
     else:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=args) as pool:
             results = list(pool.map(_work, jobs, chunksize=chunksize))
-    global _memmap
-    if _memmap is not None:
-        _memmap.flush()
-        _memmap = None
     geometry = pd.DataFrame(results, columns=GEOMETRY_COLUMNS).sort_values("row").reset_index(drop=True)
     return geometry.astype({"row": "int64", "scale": "float64", "pad_x": "int64", "pad_y": "int64",
                             "width": "int64", "height": "int64"})
