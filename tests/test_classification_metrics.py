@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from crrg_clip.evaluate.bootstrap import bootstrap_indices
 from crrg_clip.evaluate.classification import accuracy, all_negative_accuracy, auc, probe_metrics
 
 
@@ -29,9 +30,19 @@ def test_probe_metrics_cis_and_roc():
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 2, 200)
     probs = np.clip(labels * 0.3 + rng.random(200) * 0.7, 0, 1)
-    result = probe_metrics(labels, probs, resamples=300, seed=0)
+    result = probe_metrics(labels, probs, bootstrap_indices(200, 300, 0))
     for name, stats in result["metrics"].items():
         assert stats["ci_low"] <= stats["value"] <= stats["ci_high"], name
     assert result["roc"]["fpr"][0] == 0.0 and result["roc"]["tpr"][-1] == 1.0
-    again = probe_metrics(labels, probs, resamples=300, seed=0)
+    again = probe_metrics(labels, probs, bootstrap_indices(200, 300, 0))
     assert again["metrics"] == result["metrics"]
+
+
+def test_single_class_resamples_are_counted():
+    labels = np.array([0, 0, 0, 0, 1])
+    probs = np.array([0.1, 0.2, 0.3, 0.4, 0.9])
+    result = probe_metrics(labels, probs, bootstrap_indices(5, 200, 0))
+    undefined = int(np.isnan(result["replicates"]["AUC"]).sum())
+    assert undefined > 20  # (4/5)^5 of the resamples draw no positive
+    assert result["metrics"]["AUC"]["dropped_resamples"] == undefined
+    assert result["metrics"]["Accuracy"]["dropped_resamples"] == 0

@@ -58,3 +58,16 @@ def test_region_predictions_need_every_region():
     assert len(validate_region_predictions(frame, ["d1", "d2"], 3, "p")) == 6
     with pytest.raises(PredictionFileError, match="without exactly 3 region rows: d2"):
         validate_region_predictions(frame.iloc[:-1], ["d1", "d2"], 3, "p")
+
+
+@pytest.mark.parametrize("label", [float("nan"), None, "yes", 2])
+def test_probe_label_missing_or_not_binary_is_a_prediction_file_error(label):
+    test = pd.DataFrame({"patientId": ["p1", "p2"], "label": [0, 1]})
+    frame = pd.DataFrame({"patientId": ["p1", "p2"], "label": [0, label], "prob": [0.2, 0.9]})
+    with pytest.raises(PredictionFileError) as info:
+        validate_probe(frame, test, "results/rclip/probe/x/predictions_test.parquet")
+    message = str(info.value)
+    assert "results/rclip/probe/x/predictions_test.parquet" in message and "p2" in message
+    assert ("label missing or not 0/1" in message) or ("label differs" in message)
+    if label != 2:
+        assert "label missing or not 0/1 for patientId(s): p2" in message

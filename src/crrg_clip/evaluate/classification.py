@@ -4,10 +4,12 @@ bootstrap CIs and ROC curve points."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from .bootstrap import bootstrap_indices, with_ci
+from .bootstrap import with_ci
 
 THRESHOLD = 0.5
 
@@ -39,15 +41,16 @@ def roc_points(labels: np.ndarray, probs: np.ndarray) -> dict[str, list[float]]:
 def probe_metrics(
     labels: np.ndarray,
     probs: np.ndarray,
-    resamples: int,
-    seed: int,
+    indices: Sequence[np.ndarray],
     confidence: float = 0.95,
     threshold: float = THRESHOLD,
 ) -> dict:
-    """Point estimates with percentile-bootstrap CIs (resampling test images) and the ROC."""
+    """Point estimates with percentile-bootstrap CIs over ``indices`` (one index array per
+    resample, from ``bootstrap.bootstrap_plan``) and the ROC. A resample with one class
+    only has no AUC: it is left out of the AUC interval and counted
+    (``metrics.AUC.dropped_resamples``)."""
     labels = np.asarray(labels, dtype=int)  # (N,)
     probs = np.asarray(probs, dtype=float)  # (N,)
-    indices = bootstrap_indices(len(labels), resamples, seed)  # (R, N)
     replicates = {
         "AUC": np.array([auc(labels[i], probs[i]) for i in indices]),
         "Accuracy": np.array([accuracy(labels[i], probs[i], threshold) for i in indices]),

@@ -3,10 +3,17 @@ bootstrap.
 
 Metrics: BLEU-1..4 (corpus level, ``closest`` reference length, exactly pycocoevalcap's
 formula), METEOR 1.5 (corpus level, aggregated by the METEOR jar from per-report
-statistics), ROUGE-L and CIDEr-D (means of per-report scores; CIDEr's document
-frequencies come from the validation references, never from the test references), and
-TF-IDF: the mean cosine similarity between each generated report and its reference in a
-TF-IDF space fit on the training references.
+statistics), ROUGE-L and CIDEr-D (means of per-report scores), and TF-IDF: the mean
+cosine similarity between each generated report and its reference in a TF-IDF space fit
+on the training references.
+
+CIDEr-D comes in two variants, both always computed. ``validation``: document frequencies
+from the validation references (never the test references). ``paper_code``: what the
+paper's code (RGRG's scorer) computed; its document frequencies were built with all
+validation reports (lower-cased wordpunct tokens) as the references of a *single* image,
+so every n-gram's DF is 1 (the same weight as an unseen n-gram's, log 1 = 0) and the IDF is
+uniform: log(number of test reports), the library's ``ref_len``. ``CIDER`` is the variant
+``evaluation.cider_df`` picks; ``CIDER_paper_code`` is always the paper code's.
 
 Tokenisation (BLEU, ROUGE-L, CIDEr and the text sent to METEOR):
 ``rgrg``: only ``text.replace(".", " .")``, case kept (the paper's code; runs of whitespace
@@ -18,6 +25,7 @@ TF-IDF always sees the raw text (scikit-learn's own tokenisation and lower-casin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +35,11 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .bootstrap import mean_replicates, sum_replicates
+
 TOKENIZATIONS = ("rgrg", "ptb")
-NLG_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "TFIDF")
+CIDER_DF = ("validation", "paper_code")
+NLG_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "CIDER_paper_code", "TFIDF")
 BLEU_N = 4
 # pycocoevalcap's BleuScorer constants (so a zero count still gives a finite score).
 _TINY = 1e-15
@@ -145,6 +156,34 @@ def cider_scores(hyps: list[str], refs: list[str], df_refs: list[str]) -> np.nda
     return scorer.compute_score()[1]
 
 
+class UniformIDFCiderScorer(CiderScorer):
+    """The paper code's CIDEr-D: every document frequency 1, so every n-gram weighs
+    log(number of reports scored together) (``ref_len``, set by the library's
+    ``compute_cider``); the per-image scoring is the library's, unchanged. With a single
+    report that weight is log 1 = 0 and the score 0, as in the paper's code."""
+
+    def compute_score(self, option=None, verbose=0):
+        self.document_frequency = _FrozenDF()  # DF 0 and DF 1 both give log(max(1, df)) = 0
+        scores = np.asarray(self.compute_cider(), dtype=float)
+        return float(scores.mean()) if scores.size else float("nan"), scores
+
+
+def paper_code_cider_scores(hyps: list[str], refs: list[str]) -> np.ndarray:
+    scorer = UniformIDFCiderScorer()
+    for hyp, ref in zip(hyps, refs):
+        scorer += (hyp, [ref])
+    return scorer.compute_score()[1]
+
+
+# ----------------------------------------------------------------------------- ROUGE-L
+def rouge_l_scores(hyps: list[str], refs: list[str]) -> np.ndarray:
+    """pycocoevalcap's ROUGE-L per report; 0 where either tokenised text is empty (the
+    library splits "" into one empty token, so "" against "" would score 1.0)."""
+    rouge = Rouge()
+    return np.array([rouge.calc_score([h], [r]) if h.split() and r.split() else 0.0
+                     for h, r in zip(hyps, refs)], dtype=float)
+
+
 # ----------------------------------------------------------------------------- METEOR
 class ReusableMeteor(Meteor):
     """One METEOR 1.5 JVM (start-up ~8 s) reused for every system and bootstrap resample.
@@ -208,8 +247,10 @@ class ReportScores:
     bleu_stats: np.ndarray  # (N, 2 + 2n)
     meteor_stats: list[str]
     rouge: np.ndarray  # (N,)
-    cider: np.ndarray  # (N,)
+    cider: np.ndarray  # (N,) the variant evaluation.cider_df picks
+    cider_paper_code: np.ndarray  # (N,)
     tfidf: np.ndarray  # (N,)
+    empty_after_tokenization: dict = field(default_factory=dict)  # {"hypotheses": k, "references": k}
     meteor_point: float = math.nan
     meteor_per_report: list[float] = field(default_factory=list)
 
@@ -221,7 +262,9 @@ class NLGEvaluator:
     """Scores any number of systems on one test set with shared resources.
 
     ``validation_references`` feed CIDEr's document frequencies; ``training_references``
-    fit the TF-IDF space. One METEOR JVM is used for everything (``shared_meteor``).
+    fit the TF-IDF space; ``cider_df`` picks the CIDEr reported as ``CIDER``
+    (``validation`` or ``paper_code``; both are always scored). One METEOR JVM is used for
+    everything (``shared_meteor``).
     """
 
     def __init__(
@@ -230,10 +273,14 @@ class NLGEvaluator:
         validation_references: list[str],
         training_references: list[str],
         meteor: ReusableMeteor | None = None,
+        cider_df: str = "validation",
     ):
         if tokenization not in TOKENIZATIONS:
             raise ValueError(f"unknown tokenization {tokenization!r}; expected one of {TOKENIZATIONS}")
+        if cider_df not in CIDER_DF:
+            raise ValueError(f"unknown evaluation.cider_df {cider_df!r}; expected one of {CIDER_DF}")
         self.tokenization = tokenization
+        self.cider_df = cider_df
         self._df_refs = tokenize(list(validation_references), tokenization)
         self._tfidf = TfidfSimilarity(list(training_references))
         self._meteor = meteor
@@ -249,14 +296,18 @@ class NLGEvaluator:
             raise ValueError("ids, hypotheses and references differ in length")
         tokens = tokenize(list(hypotheses) + list(references), self.tokenization)
         hyps, refs = tokens[: len(ids)], tokens[len(ids) :]
-        rouge = Rouge()
+        paper_code = paper_code_cider_scores(hyps, refs)
         scores = ReportScores(
             ids=list(ids),
             bleu_stats=bleu_statistics(hyps, refs),
             meteor_stats=self.meteor.segment_stats(hyps, refs),
-            rouge=np.array([rouge.calc_score([h], [r]) for h, r in zip(hyps, refs)], dtype=float),
-            cider=cider_scores(hyps, refs, self._df_refs),
+            rouge=rouge_l_scores(hyps, refs),
+            cider=paper_code if self.cider_df == "paper_code" else cider_scores(hyps, refs, self._df_refs),
+            cider_paper_code=paper_code,
             tfidf=self._tfidf.scores(list(hypotheses), list(references)),
+            # e.g. a punctuation-only report under ptb: scored, but counted
+            empty_after_tokenization={"hypotheses": sum(not h.split() for h in hyps),
+                                      "references": sum(not r.split() for r in refs)},
         )
         scores.meteor_point, scores.meteor_per_report = self.meteor.aggregate(scores.meteor_stats)
         return scores
@@ -268,18 +319,21 @@ class NLGEvaluator:
             "METEOR": float(scores.meteor_point),
             "ROUGEL": float(scores.rouge.mean()),
             "CIDER": float(scores.cider.mean()),
+            "CIDER_paper_code": float(scores.cider_paper_code.mean()),
             "TFIDF": float(scores.tfidf.mean()),
         }
 
-    def replicates(self, scores: ReportScores, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Each metric recomputed on every resample (rows of ``indices``, (R, N))."""
-        bleu = corpus_bleu(scores.bleu_stats[indices].sum(axis=1))  # (R, n)
+    def replicates(self, scores: ReportScores, indices: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Each metric recomputed on every resample (one index array per replicate; the
+        arrays may differ in size, as a patient bootstrap's do)."""
+        bleu = corpus_bleu(sum_replicates(scores.bleu_stats, indices))  # (R, n)
         meteor = np.array(
             [self.meteor.aggregate([scores.meteor_stats[i] for i in row])[0] for row in indices]
         )
         out = {f"BLEU{k + 1}": bleu[:, k] for k in range(BLEU_N)}
         out["METEOR"] = meteor
-        out["ROUGEL"] = scores.rouge[indices].mean(axis=1)
-        out["CIDER"] = scores.cider[indices].mean(axis=1)
-        out["TFIDF"] = scores.tfidf[indices].mean(axis=1)
+        out["ROUGEL"] = mean_replicates(scores.rouge, indices)
+        out["CIDER"] = mean_replicates(scores.cider, indices)
+        out["CIDER_paper_code"] = mean_replicates(scores.cider_paper_code, indices)
+        out["TFIDF"] = mean_replicates(scores.tfidf, indices)
         return out

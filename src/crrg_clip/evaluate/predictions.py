@@ -83,16 +83,20 @@ def validate_probe(df: pd.DataFrame, test: pd.DataFrame, path) -> pd.DataFrame:
     bad = df.loc[prob.isna() | (prob < 0) | (prob > 1), "patientId"]
     if len(bad):
         problems.append(f"prob missing or outside [0, 1] for patientId(s): {_names(bad)}")
+    label = pd.to_numeric(df["label"], errors="coerce")
+    unusable = df.loc[~label.isin([0, 1]), "patientId"]  # NaN, text, or not a class
+    if len(unusable):
+        problems.append(f"label missing or not 0/1 for patientId(s): {_names(unusable)}")
     wrong = [
-        pid for pid, label in zip(df["patientId"], df["label"])
-        if pid in truth and int(label) != truth[pid]
+        pid for pid, value in zip(df["patientId"], label)
+        if pid in truth and value in (0, 1) and int(value) != truth[pid]
     ]
     if wrong:
         problems.append(f"label differs from results/data/rsna.parquet for: {_names(wrong)}")
     if problems:
         raise PredictionFileError(path, problems)
     df["prob"] = prob.astype(float)
-    df["label"] = df["label"].astype(int)
+    df["label"] = label.astype(int)
     return df.sort_values("patientId").reset_index(drop=True)
 
 
