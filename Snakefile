@@ -19,6 +19,8 @@ include: "workflow/rules/qc.smk"
 include: "workflow/rules/backtranslate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/explorer.smk"
+include: "workflow/rules/baselines.smk"
 
 
 rule all:

@@ -22,6 +22,19 @@ def test_paper_config_pins_appendix_table4():
     assert [base[s]["epochs"] for s in ("detector", "selector", "generator")] == [2, 2, 2]
     assert [opt[s]["epochs"] for s in ("detector", "selector", "generator")] == [10, 10, 5]
     assert [opt[s]["batch_size"] for s in ("detector", "selector", "generator")] == [16, 16, 1]
+    assert [base[s]["batch_size"] for s in ("detector", "selector", "generator")] == [16, 16, 8]
+    assert [base[s]["lr"] for s in ("detector", "selector", "generator")] == [0.01, 1e-4, 1e-4]
+    assert [opt[s]["lr"] for s in ("detector", "selector", "generator")] == [1e-3, 5e-5, 5e-5]
+    assert {base[s]["factor"] for s in ("detector", "selector", "generator")} == {0.3}
+    assert {opt[s]["factor"] for s in ("detector", "selector", "generator")} == {0.5}
+    assert {v[s]["cooldown"] for v in (base, opt) for s in ("detector", "selector", "generator")} == {5}
+    assert [base[s]["patience"] for s in ("detector", "selector", "generator")] == [5, 10, 10]
+    assert [opt[s]["patience"] for s in ("detector", "selector", "generator")] == [5, 5, 3]
+    # evaluation interval (steps): RGRG's EVALUATE_EVERY_K_STEPS; the demo keeps once per epoch
+    assert {v[s]["eval_every"] for v in (base, opt) for s in ("selector", "generator")} == {5000}
+    assert {v["detector"]["eval_every"] for v in (base, opt)} == {3500}
+    demo = load_config(ROOT / "config" / "config.yaml")["rrg"]["variants"]
+    assert {v[s]["eval_every"] for v in demo.values() for s in ("detector", "selector", "generator")} == {None}
     assert base["max_new_tokens"] == 500 and opt["max_new_tokens"] == 300
     assert base["selection_pos_weight"] == 1.0 and opt["selection_pos_weight"] == 2.0
 

@@ -254,7 +254,7 @@ def _fake_regions(dicom_ids, seed):
     return pd.DataFrame(rows)
 
 
-def _train_once(gpt2_dir, tmp_path, tag, epochs=2):
+def _train_once(gpt2_dir, tmp_path, tag, epochs=2, lr=1e-2):
     torch.manual_seed(0)
     generator = build_generator(str(gpt2_dir), feature_dim=FEATURE_DIM, hidden_dim=16)
     selector = StandInSelector()
@@ -263,7 +263,7 @@ def _train_once(gpt2_dir, tmp_path, tag, epochs=2):
     data = {name: build_sentence_data(_fake_features(tmp_path, f"{tag}_{name}", ids, k), regions, selector,
                                       generator.tokenizer, max_tokens=24, device=torch.device("cpu"))
             for k, (name, ids) in enumerate((("train", train_ids), ("valid", valid_ids)))}
-    history = train_generator(generator, data["train"], data["valid"], epochs=epochs, batch_size=2, lr=1e-2,
+    history = train_generator(generator, data["train"], data["valid"], epochs=epochs, batch_size=2, lr=lr,
                               weight_decay=0.0, factor=0.5, cooldown=0, patience=2, freeze_gpt2=False, seed=0,
                               device=torch.device("cpu"), checkpoint_dir=tmp_path / f"ckpt_{tag}",
                               metrics_path=tmp_path / f"metrics_{tag}.tsv", progress=False)
@@ -287,13 +287,68 @@ def test_training_lowers_loss_and_is_deterministic(gpt2_dir, trained, tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_training_resumes_to_the_same_weights(gpt2_dir, trained, tmp_path):
+def _kill_in_epoch(monkeypatch, epoch_to_kill):
+    """Make the generator's training raise when it reaches epoch ``epoch_to_kill`` (a killed job)."""
+    import crrg_clip.train.generator as module
+
+    real = module.epoch_batches
+
+    def dying(*args, **kwargs):
+        if kwargs.get("shuffle", True) and kwargs["epoch"] == epoch_to_kill:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "epoch_batches", dying)
+
+
+def test_training_resumes_to_the_same_weights(gpt2_dir, trained, tmp_path, monkeypatch, caplog):
     full = trained[0]
-    _train_once(gpt2_dir, tmp_path, "part", epochs=1)  # "killed" after one epoch
-    resumed, history, _ = _train_once(gpt2_dir, tmp_path, "part", epochs=2)
+    with monkeypatch.context() as patch:
+        _kill_in_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            _train_once(gpt2_dir, tmp_path, "part", epochs=2)
+    assert (tmp_path / "ckpt_part" / "last.pt").exists()  # the killed run left its epoch-0 checkpoint
+    with caplog.at_level("INFO", logger="crrg_clip.train.loop"):
+        resumed, history, _ = _train_once(gpt2_dir, tmp_path, "part", epochs=2)
+    assert "resuming" in caplog.text
     assert len(history.rows) == 2
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_rerun_with_other_settings_does_not_resume(gpt2_dir, tmp_path, monkeypatch, caplog):
+    with monkeypatch.context() as patch:
+        _kill_in_epoch(patch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            _train_once(gpt2_dir, tmp_path, "stale", epochs=2, lr=1e-2)
+    with caplog.at_level("INFO", logger="crrg_clip.train.loop"):
+        rerun, history, _ = _train_once(gpt2_dir, tmp_path, "stale", epochs=2, lr=3e-3)
+    assert "resuming" not in caplog.text
+    assert [row["lr"] for row in history.rows][0] == pytest.approx(3e-3)
+    fresh, _, _ = _train_once(gpt2_dir, tmp_path, "fresh", epochs=2, lr=3e-3)
+    for (name, a), b in zip(fresh.state_dict().items(), rerun.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_sentence_data_leaves_out_undetected_regions_and_counts_them(gpt2_dir, tmp_path):
+    ids = [f"t{i}" for i in range(5)]
+    features = _fake_features(tmp_path, "detected", ids, 3)
+    features["detected"][0] = 0  # image t0: nothing detected
+    regions = _fake_regions(ids, 3)
+    regions.loc[(regions["dicom_id"] == "t1") & (regions["region_index"] == 0), ["phrase", "has_sentence"]] = ["  ", True]
+    tokenizer = build_generator(str(gpt2_dir), feature_dim=FEATURE_DIM, hidden_dim=16).tokenizer
+    data = build_sentence_data(features, regions, StandInSelector(), tokenizer, max_tokens=24,
+                               device=torch.device("cpu"))
+    row_of = {d: i for i, d in enumerate(features["dicom_id"])}
+    for dicom_id, items in zip(data.dicom_ids, data.items):
+        assert all(bool(features["detected"][row_of[dicom_id], r]) for r, _ in items)
+    with_sentence = regions[regions["has_sentence"] & (regions["phrase"].str.strip() != "")]
+    undetected = sum(not bool(features["detected"][row_of[d], r])
+                     for d, r in zip(with_sentence["dicom_id"], with_sentence["region_index"]))
+    assert undetected > 0 and data.left_out["sentences_of_undetected_regions"] == undetected
+    assert data.left_out["blank_phrases_flagged_has_sentence"] == 1
+    assert "t0" in data.left_out["images_without_a_target"] and "t0" not in data.dicom_ids
+    assert data.n_sentences == len(with_sentence) - undetected
 
 
 def test_predict_regions_and_reports(gpt2_dir, tmp_path):

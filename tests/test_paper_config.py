@@ -31,6 +31,10 @@ def paper_on_demo_layout(tmp_path_factory):
     config["qc"]["scene_graph_shards"] = 2
     path = base / "paper-on-demo.yaml"
     path.write_text(yaml.safe_dump(config))
+    # the ImageNet weights file is a declared input (rclip.image_weights): a placeholder stands in
+    weights = base / "work" / config["rclip"]["image_weights"]
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    weights.write_bytes(b"")
     return base, path, manifest
 
 

@@ -113,3 +113,16 @@ def test_multi_sentence_region_texts_are_deduplicated_sentence_by_sentence():
     report = assemble_reports(predictions)["report"].item()
     assert report == ("No pneumothorax is seen. A 2.2 cm nodule is seen in the right mid lung. "
                       "The left lung is clear.")
+
+
+def test_fallback_never_selects_an_undetected_region():
+    import torch
+
+    from crrg_clip.generate import at_least_one_selected
+
+    logits = torch.tensor([[-1.0, -2.0, -3.0], [-1.0, -2.0, -3.0]])
+    selected = torch.zeros(2, 3, dtype=torch.bool)
+    detected = torch.tensor([[False, False, False], [False, True, False]])
+    out = at_least_one_selected(logits, selected, detected)
+    assert out[0].tolist() == [False, False, False]  # nothing detected: an empty report, never a zero feature
+    assert out[1].tolist() == [False, True, False]

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from crrg_clip.evaluate.aggregate import paired_difference, summarize
+from crrg_clip.evaluate.comparison import compare_systems
 from crrg_clip.tables import (
     PAIRED_AUC, TABLE1_METRICS, build_table1, build_table2, dataset_label, table1_columns, table2_columns, to_markdown,
 )
@@ -50,7 +51,7 @@ def test_summary_mean_std_ci_across_seeds(summary_path):
 def test_table1_schema_and_reported_rows(summary_path):
     t = build_table1([{"summary": summary_path, "model": "RRG-opt", "dataset": "demo", "source": "reproduced"}])
     assert list(t.columns) == table1_columns()
-    assert list(t.columns[:11]) == ["model", "dataset", *TABLE1_METRICS, "source"]
+    assert list(t.columns[: len(TABLE1_METRICS) + 3]) == ["model", "dataset", *TABLE1_METRICS, "source"]
     reported = t[t["source"] == "reported"].set_index("model")
     assert set(reported.index) == set(PROTOCOL_T1)
     for model, values in PROTOCOL_T1.items():
@@ -122,11 +123,17 @@ def test_paired_auc_difference_uses_the_shared_resamples(tmp_path):
     assert diff["value"] == pytest.approx(0.91 - 0.88)
     assert diff["ci_low"] == pytest.approx(0.03) and diff["ci_high"] == pytest.approx(0.03)
 
+    # the table renders the comparison the evaluation rule compare_probe wrote; it computes nothing
+    comparison = tmp_path / "vs_random_init.json"
+    comparison.write_text(json.dumps(compare_systems(
+        system="rclip_radiologist", reference="random_init", reference_label="random_init",
+        metrics_paths=clip, reference_paths=ref, metrics=["AUC"])))
     entries = []
     for system, paths in (("rclip_radiologist", clip), ("random_init", ref)):
         (tmp_path / f"{system}.summary.json").write_text(json.dumps(summarize(paths)))
         entries.append({"system": system, "summary": tmp_path / f"{system}.summary.json", "metrics": paths,
-                        "model": system, "method": "m", "dataset": "demo", "source": "reproduced"})
+                        "model": system, "method": "m", "dataset": "demo", "source": "reproduced",
+                        "comparison": comparison if system != "random_init" else None})
     t = build_table2(entries).set_index("model")
     assert t.loc["rclip_radiologist", PAIRED_AUC] == pytest.approx(0.03)
     assert t.loc["rclip_radiologist", "AUC_ci_low"] < t.loc["random_init", "AUC_ci_high"]  # CIs overlap

@@ -81,32 +81,41 @@ def select_and_project(selector, features: torch.Tensor, device: torch.device,
 
 def at_least_one_selected(logits: torch.Tensor, selected: torch.Tensor,
                           detected: torch.Tensor | None = None) -> torch.Tensor:
-    """Every image gets a report: where no region passes the threshold, the best-scoring
-    (detected, if any) region is selected. ``logits``/``selected``/``detected``: (I, R)."""
+    """Every image with a detected region gets a report: where no region passes the threshold,
+    the best-scoring detected region is selected; an image with none stays empty.
+    ``logits``/``selected``/``detected``: (I, R)."""
     selected = selected.clone()
     empty = ~selected.any(dim=1)  # (I,)
     if empty.any():
         masked = logits.clone().float()
-        if detected is not None:
-            found = detected.bool().cpu()
-            masked[found.any(dim=1)[:, None] & ~found] = float("-inf")  # prefer detected regions
+        found = detected.bool().cpu() if detected is not None else torch.ones_like(selected)  # (I, R)
+        masked[~found] = float("-inf")  # an undetected region (a zero feature) is never the fallback
         best = masked.argmax(dim=1)  # (I,)
-        rows = empty.nonzero(as_tuple=True)[0]
+        rows = (empty & found.any(dim=1)).nonzero(as_tuple=True)[0]
         selected[rows, best[rows]] = True
-        log.info("%d images had no region above the threshold: their best region was selected", len(rows))
+        log.info("%d images had no region above the threshold: their best detected region was selected; "
+                 "%d images with no detected region get an empty report", len(rows), int((empty & ~found.any(dim=1)).sum()))
     return selected
 
 
 @torch.no_grad()
 def generate_for_pairs(generator, features: torch.Tensor, *, num_beams: int, max_new_tokens: int,
                        batch_size: int, device: torch.device, progress: bool = True) -> list[str]:
-    """One sentence per row of ``features (S, D)``, generated in batches (in the generator's dtype)."""
+    """One sentence per row of ``features (S, D)``, ``batch_size`` rows per ``generate`` call.
+
+    The rows are the selected regions of all images, image-major, so one call spans regions of
+    several images. A row's sentence does not depend on the other rows of its call: every row
+    starts from the same (placeholder, BOS) input of the same length, its region prefix is its
+    own cache row, so nothing is padded, and beam search ranks hypotheses per row (rows that
+    finish early are filled with EOS, which ``decode`` cuts). tests/test_generation_batched.py
+    checks batch sizes 1, 7 and 64 give the same sentences (in float32 on CPU).
+    """
     from tqdm import tqdm
 
+    dtype = generator.conditioning.mlp[0].weight.dtype  # the generator's (bf16 when cast for inference)
     sentences: list[str] = []
     starts = range(0, features.shape[0], batch_size)
     for start in tqdm(starts, desc="generate", disable=not progress):
-        dtype = generator.conditioning.mlp[0].weight.dtype
         batch = features[start:start + batch_size].to(device=device, dtype=dtype)  # (b, D)
         sentences += generator.generate_sentences(batch, num_beams=num_beams, max_new_tokens=max_new_tokens)
     return sentences
@@ -126,8 +135,10 @@ def predict_regions(generator, selector, region_features: dict, references: dict
     features = region_features["features"]  # (I, R, C)
     n_images = features.shape[0]
     logits, selected, projected = select_and_project(selector, features, device, region_features["detected"])
+    if getattr(generator, "input_kind", "selector_projection") == "detector_features":
+        projected = features.float()  # (I, R, C): the generator projects the detector features itself
     flat_selected = selected.reshape(-1)  # (I * R,)
-    chosen = projected.reshape(-1, projected.shape[-1])[flat_selected]  # (S, D)
+    chosen = projected.reshape(-1, projected.shape[-1])[flat_selected]  # (S, D or C)
     log.info("%d images, %d of %d regions selected", n_images, int(flat_selected.sum()), flat_selected.numel())
     generated = generate_for_pairs(generator, chosen, num_beams=num_beams, max_new_tokens=max_new_tokens,
                                    batch_size=batch_size, device=device, progress=progress)

@@ -3,7 +3,9 @@
 Evaluation records sha256 of its inputs and of every file inside the model folders it
 depends on (``file_record`` / ``model_record``) in the metrics JSON; the table rules copy
 those chains into ``results/tableN.provenance.json`` after checking that nothing changed
-since; ``python -m crrg_clip provenance`` re-verifies every hash later.
+since (and that each seed summary was made from the per-seed metrics files now on disk);
+``python -m crrg_clip provenance`` re-verifies every hash later: the table CSV, its
+rendering (``.md``), each summary, each metrics file and everything they came from.
 """
 
 from __future__ import annotations
@@ -148,7 +150,60 @@ def describe_problem(record: dict, root: Path = Path(".")) -> str | None:
     return f"{record['path']} changed (recorded {record['sha256'][:12]}, now {current[:12]})"
 
 
+def summary_problems(summary_path: str | Path, metrics_paths: Iterable[str] | None = None,
+                     root: Path = Path(".")) -> list[str]:
+    """Why a seed summary does not match the per-seed metrics files (empty when it does).
+
+    ``summary.json`` records the sha256 of each metrics file it averaged
+    (``metrics_sha256``); a summary whose files were rewritten since holds stale numbers.
+    """
+    summary_path = Path(summary_path)
+    summary_file = summary_path if summary_path.is_absolute() else root / summary_path
+    recorded = json.loads(summary_file.read_text()).get("metrics_sha256")
+    if recorded is None:
+        return [f"{summary_path} records no metrics_sha256 (made by an older summarize); rerun it"]
+    expected = list(recorded) if metrics_paths is None else [str(p) for p in metrics_paths]
+    problems = []
+    if sorted(expected) != sorted(recorded):
+        problems.append(f"{summary_path} averaged {sorted(recorded)}, not {sorted(expected)}")
+    for path in expected:
+        if path not in recorded:
+            continue
+        state, _ = verify_record({"path": path, "sha256": recorded[path]}, root)
+        if state != "ok":
+            problems.append(f"{summary_path}: {path} {'is missing' if state == 'missing' else 'changed since the summary was made'}")
+    return problems
+
+
 # ----------------------------------------------------------------------------- tables
+def table_rows(entries: Iterable[dict], metrics: Iterable[str], label=lambda e: e["model"]) -> list[dict]:
+    """``table_provenance`` rows from a table rule's entries (``summary``, ``metrics``,
+    ``system``, ``model``, ``source``): each row's values are its summary's seed means."""
+    rows = []
+    for entry in entries:
+        summary = json.loads(Path(entry["summary"]).read_text())
+        values = {m: summary["metrics"][m]["mean"] for m in metrics if m in summary["metrics"]}
+        if entry.get("value_aliases"):  # a row showing another metric under a column's name
+            values = {shown: summary["metrics"][stored]["mean"] for shown, stored in entry["value_aliases"].items()}
+        if entry.get("comparison"):  # paired differences, computed by the evaluation rules
+            doc = json.loads(Path(entry["comparison"]).read_text())
+            values |= {name: diff["value"] for name, diff in doc["differences"].items()}
+        rows.append({"row": label(entry), "model": entry["model"], "system": entry["system"],
+                     "source": entry["source"], "summary": entry["summary"], "metrics": list(entry["metrics"]),
+                     "comparison": entry.get("comparison"), "values": values})
+    return rows
+
+
+def write_table_provenance(csv_path: str, md_path: str, out_path: str, entries: Iterable[dict],
+                           metrics: Iterable[str], config: dict, command: str,
+                           label=lambda e: e["model"]) -> dict:
+    """What a table rule writes next to its CSV and ``.md``: ``tableN.provenance.json``."""
+    rows = table_rows(entries, metrics, label)
+    doc = table_provenance(csv_path, rows, config, command, [md_path])
+    Path(out_path).write_text(json.dumps(doc, indent=1))
+    return doc
+
+
 def table_provenance(
     table_path: str,
     rows: list[dict],
@@ -164,6 +219,9 @@ def table_provenance(
     """
     out_rows = []
     for row in rows:
+        stale = summary_problems(row["summary"], row["metrics"])
+        if stale:
+            raise ProvenanceError(f"row {row['row']}: " + "; ".join(stale) + " — rerun the summary")
         chain = [file_record(row["summary"], "summary")]
         seeds, runs = [], []
         for metrics_path in row["metrics"]:
@@ -180,6 +238,12 @@ def table_provenance(
                                  **{k: record.get(k) for k in
                                     ("device", "start", "end", "slurm_job_id", "git_commit")}})
             runs.append({"evaluation": metrics_path, **metrics.get("provenance", {}).get("environment", {})})
+        if row.get("comparison"):
+            comparison = json.loads(Path(row["comparison"]).read_text())
+            chain.append(file_record(row["comparison"], "comparison", command=comparison.get("command")))
+            recorded = comparison.get("provenance", {}).get("files", [])
+            check_unchanged(recorded, f"{row['comparison']} (row {row['row']})")
+            chain += [record for record in recorded if record["path"] not in {c["path"] for c in chain}]
         out_rows.append({
             "row": row["row"], "model": row.get("model", row["row"]), "system": row["system"], "source": row.get("source", "reproduced"),
             "values": row["values"], "seeds": seeds, "chain": chain, "runs": runs,
@@ -242,6 +306,10 @@ def explain(table: str | Path, row: str | None = None, metric: str | None = None
     status = "ok" if sha256_file(table) == doc["table_sha256"] else "CHANGED"
     bad += status != "ok"
     out(f"  [{status}] {table}")
+    for record in doc.get("extra_files", []):  # the rendered .md
+        state, _ = verify_record(record, root)
+        bad += state != "ok"
+        out(f"  [{state.upper() if state != 'ok' else 'ok'}] {record['role']}: {record['path']}")
     for entry in rows:
         values = entry["values"]
         metrics = [metric] if metric else list(values)
@@ -265,6 +333,14 @@ def explain(table: str | Path, row: str | None = None, metric: str | None = None
                 out(f"      now {current[:16]}")
             if record.get("command"):
                 out(f"      regenerate: {record['command']}")
+        summary = next((r for r in entry["chain"] if r["role"] == "summary"), None)
+        if summary is not None and verify_record(summary, root)[0] == "ok":
+            # the summary on disk still averages exactly the metrics files of this row
+            stale = summary_problems(summary["path"], [r["path"] for r in entry["chain"] if r["role"] == "metrics"],
+                                     root)
+            bad += bool(stale)
+            out(f"  [{'STALE' if stale else 'ok'}] summary of seeds {entry['seeds']}"
+                + (": " + "; ".join(stale) if stale else ": made from these metrics files"))
         for run in entry["runs"]:
             facts = ", ".join(f"{k}={v}" for k, v in run.items() if v not in (None, "", {}))
             out(f"  run: {facts}")

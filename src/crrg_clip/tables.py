@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .evaluate.aggregate import paired_difference
 
-TABLE1_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "TFIDF")
+TABLE1_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "CIDER_paper_code", "TFIDF",
+                  "CE_P_mic5", "CE_R_mic5", "CE_F1_mic5", "CE_F1_ex14")
+# Paired bootstrap differences computed by the evaluation rules (rule compare_rrg / compare_probe)
+TABLE1_COMPARISONS = tuple(f"{m}_vs_most_frequent" for m in ("BLEU4", "METEOR", "ROUGEL", "CE_F1_mic5"))
 TABLE2_METRICS = ("AUC", "Accuracy", "AllNegativeAccuracy")
 SOURCES = ("reported", "reproduced", "scored")
 NAN = float("nan")
@@ -52,7 +54,11 @@ PROBE_ROWS = {
     "rclip_generated": ("R-CLIP-opt", "generated reports"),
     "random_init": ("ResNet-50", "Random Init (ours)"),
     "imagenet_init": ("ResNet-50", "ImageNet Init (ours)"),
+    "convirt_random_init": ("ConVIRT (ours)", "Random Init"),
+    "convirt_imagenet_init": ("ConVIRT (ours)", "ImageNet Init"),
 }
+# Report baselines trained by us (rules/baselines.smk), beside the reported S&T / ADAATT rows
+BASELINE_NAMES = {"show_tell": "S&T (ours)", "adaatt": "AdaAtt (ours)"}
 
 
 def rrg_row_name(system: str) -> str:
@@ -61,6 +67,8 @@ def rrg_row_name(system: str) -> str:
         return f"Most-frequent report ({RRG_NAMES.get(variant, variant)} split)"
     if system.startswith("external-"):
         return system[len("external-"):]
+    if system in BASELINE_NAMES:
+        return BASELINE_NAMES[system]
     return RRG_NAMES.get(system, system)
 
 
@@ -85,8 +93,13 @@ def _metric_columns(metrics: Sequence[str]) -> list[str]:
     return cols + ["n_seeds"]
 
 
+def _comparison_columns(names: Sequence[str]) -> list[str]:
+    return [c for n in names for c in (n, f"{n}_ci_low", f"{n}_ci_high")]
+
+
 def table1_columns() -> list[str]:
-    return ["model", "dataset", *TABLE1_METRICS, "source", *_metric_columns(TABLE1_METRICS)]
+    return ["model", "dataset", *TABLE1_METRICS, "source", *_metric_columns(TABLE1_METRICS),
+            *_comparison_columns(TABLE1_COMPARISONS)]
 
 
 PAIRED_AUC = "AUC_vs_random_init"  # this probe's AUC minus the random-init probe's (paired bootstrap)
@@ -94,7 +107,18 @@ PAIRED_AUC = "AUC_vs_random_init"  # this probe's AUC minus the random-init prob
 
 def table2_columns() -> list[str]:
     return ["model", "method", "dataset", "AUC", "Accuracy", "source", "AllNegativeAccuracy",
-            *_metric_columns(TABLE2_METRICS), PAIRED_AUC, f"{PAIRED_AUC}_ci_low", f"{PAIRED_AUC}_ci_high"]
+            *_metric_columns(TABLE2_METRICS), *_comparison_columns([PAIRED_AUC])]
+
+
+def comparison_values(path: str | Path | None) -> dict[str, float]:
+    """``{name, name_ci_low, name_ci_high}`` of every difference in a comparison document."""
+    if not path:
+        return {}
+    doc = json.loads(Path(path).read_text())
+    out = {}
+    for name, diff in doc["differences"].items():
+        out |= {name: diff["value"], f"{name}_ci_low": diff["ci_low"], f"{name}_ci_high": diff["ci_high"]}
+    return out
 
 
 def _row_from_summary(summary: dict, metrics: Sequence[str]) -> dict:
@@ -110,30 +134,26 @@ def _row_from_summary(summary: dict, metrics: Sequence[str]) -> dict:
 
 
 def build_table1(entries: Sequence[dict]) -> pd.DataFrame:
-    """``entries``: ``{"summary": path, "model", "dataset", "source"}`` per row of ours."""
+    """``entries``: ``{"summary": path, "model", "dataset", "source"}`` per row of ours, and
+    ``comparison``: the row's paired comparison with the most-frequent baseline (or None)."""
     rows = [dict(r) for r in REPORTED_TABLE1]
     for entry in entries:
         summary = json.loads(Path(entry["summary"]).read_text())
         rows.append({"model": entry["model"], "dataset": entry["dataset"], "source": entry["source"],
-                     **_row_from_summary(summary, TABLE1_METRICS)})
+                     **_row_from_summary(summary, TABLE1_METRICS), **comparison_values(entry.get("comparison"))})
     return _finish(pd.DataFrame(rows), table1_columns())
 
 
 def build_table2(entries: Sequence[dict], all_negative: dict | None = None) -> pd.DataFrame:
     """``entries``: ``{"summary": path, "metrics": [per-seed paths], "system", "model", "method",
     "dataset", "source"}``; ``all_negative``: the same for the sanity row answering "negative"
-    for every image (its Accuracy is the probes' AllNegativeAccuracy). When a ``random_init``
-    entry is present, every other probe row gets its AUC difference to it (paired bootstrap)."""
+    for every image (its Accuracy is the probes' AllNegativeAccuracy). ``comparison``: the
+    row's paired AUC difference to the random-init probe, computed by rule compare_probe."""
     rows = [dict(r) for r in REPORTED_TABLE2]
-    reference = next((e for e in entries if e.get("system") == "random_init"), None)
     for entry in entries:
         summary = json.loads(Path(entry["summary"]).read_text())
-        row = {k: entry[k] for k in ("model", "method", "dataset", "source")} | _row_from_summary(summary, TABLE2_METRICS)
-        if reference is not None and entry is not reference:
-            diff = paired_difference(entry["metrics"], reference["metrics"], "AUC")
-            row |= {PAIRED_AUC: diff["value"], f"{PAIRED_AUC}_ci_low": diff["ci_low"],
-                    f"{PAIRED_AUC}_ci_high": diff["ci_high"]}
-        rows.append(row)
+        rows.append({k: entry[k] for k in ("model", "method", "dataset", "source")}
+                    | _row_from_summary(summary, TABLE2_METRICS) | comparison_values(entry.get("comparison")))
     if all_negative:
         summary = json.loads(Path(all_negative["summary"]).read_text())
         stats = _row_from_summary(summary, ["AllNegativeAccuracy"])
@@ -190,3 +210,41 @@ def write_table(frame: pd.DataFrame, csv_path, md_path, keys, metrics, title) ->
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(csv_path, index=False)
     Path(md_path).write_text(to_markdown(frame, keys, metrics, title))
+
+
+def all_negative_entry(entries: Sequence[dict]) -> dict | None:
+    """Table 2's sanity row: "no pneumonia" for every test image. Its accuracy is the probes'
+    ``AllNegativeAccuracy`` (the same test set), read from the first probe's summary."""
+    if not entries:
+        return None
+    first = entries[0]
+    return {"summary": first["summary"], "metrics": first["metrics"], "system": "all_negative",
+            "model": "All-negative", "dataset": first["dataset"], "source": "reproduced",
+            "method": "predicts 'no pneumonia' for every image",
+            "value_aliases": {"Accuracy": "AllNegativeAccuracy"}}
+
+
+def table1_notes(test_subsample: str, labelers: Sequence[str]) -> str:
+    """The caption lines under Table 1's Markdown."""
+    return "\n".join([
+        "",
+        f"Every reproduced row is generated for and scored on the test split of subsample "
+        f"`{test_subsample}` (one test set, one IDF/DF fit), so rows compare like for like. "
+        "Reported rows are the paper's numbers on its own data and metric code.",
+        f"CE_* (clinical efficacy) columns: CheXpert labels from the {' and the '.join(labelers)} labeler "
+        "(docs/CLINICAL_EFFICACY.md); mic-5 = micro P/R/F1 over 5 observations, uncertain counted positive "
+        "(Miura et al.); ex-14 = mean per-report F1 over 14 observations, positive only (Nicolson et al.). "
+        "A rule-based labeler's numbers are not comparable with published CheXbert numbers.",
+        "CIDER: CIDEr-D with document frequencies from our validation split; CIDER_paper_code: the paper "
+        "code's scorer (uniform IDF), comparable with its 0.429 / 0.513.",
+        "{metric}_vs_most_frequent: the row's metric minus the most-frequent-report baseline's on the same "
+        "test images, with a paired bootstrap CI (the same resamples for both systems); a difference is "
+        "significant when its CI excludes zero.",
+        "",
+    ])
+
+
+def table2_notes() -> str:
+    return (f"\n{PAIRED_AUC}: the row's test AUC minus the random-init probe's on the same test images, "
+            "with a paired bootstrap CI (the same resamples for both probes), computed by rule compare_probe. "
+            "All-negative: the accuracy of answering 'no pneumonia' for every test image.\n")

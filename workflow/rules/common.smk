@@ -56,6 +56,19 @@ def check_data_roots():
 check_data_roots()
 
 
+def check_configured_files():
+    """Optional model files named in the config must exist before any job starts."""
+    chexbert_file = config["evaluation"]["chexbert"]["checkpoint"]
+    if chexbert_file and not Path(chexbert_file).is_file():
+        raise WorkflowError(
+            f"config key evaluation.chexbert.checkpoint = {chexbert_file}: file not found "
+            "(the CheXbert labeler is never downloaded; set it to null to use the rule-based labeler only)"
+        )
+
+
+check_configured_files()
+
+
 def data_root(key):
     """A configured data root (already checked by check_data_roots)."""
     return str(Path(DATA[key]))
@@ -73,6 +86,7 @@ def default_targets():
         "results/qc/summary.tsv",
         "results/qc/training_summary.tsv",
         *evaluation_targets(),
+        "results/explorer",
     ]
 
 

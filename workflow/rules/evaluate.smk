@@ -11,6 +11,7 @@ rule baseline_most_frequent:
     input:
         images="results/data/images.parquet",
         split=lambda wc: f"results/splits/{variant_subsample(wc.variant)}.parquet",
+        test_split=f"results/splits/{test_subsample()}.parquet",
     output:
         reports="results/rrg/{variant}/baselines/most_frequent/reports_test.parquet",
     log:
@@ -39,6 +40,8 @@ rule evaluate_rrg:
         model_dirs=rrg_eval_model_dirs,
         upstream=lambda wc: data_upstream(),
         tokenization=EVAL["tokenization"],
+        cider_df=EVAL["cider_df"],
+        chexbert_bert_dir=EVAL["chexbert"]["bert_dir"],
         bootstrap=EVAL["bootstrap"],
         command=lambda wc, output: regenerate(output.metrics),
     script:
@@ -98,3 +101,44 @@ rule summarize_probe:
         ENV
     script:
         "../scripts/evaluate_summarize.py"
+
+
+rule compare_rrg:
+    input:
+        unpack(rrg_comparison_inputs),
+    output:
+        comparison="results/metrics/rrg/{system}/vs_most_frequent.json",
+    log:
+        "results/logs/compare_rrg/{system}.log",
+    wildcard_constraints:
+        system=_alternatives(compared_rrg_systems()),
+    conda:
+        ENV
+    params:
+        reference=lambda wc: rrg_comparison_reference(wc.system),
+        reference_label="most_frequent",
+        metrics=RRG_COMPARED_METRICS,
+        command=lambda wc, output: regenerate(output.comparison),
+    script:
+        "../scripts/compare_systems.py"
+
+
+rule compare_probe:
+    input:
+        metrics=expand("results/metrics/probe/{{encoder}}/seed{seed}.json", seed=SEEDS),
+        reference=expand("results/metrics/probe/random_init/seed{seed}.json", seed=SEEDS),
+    output:
+        comparison="results/metrics/probe/{encoder}/vs_random_init.json",
+    log:
+        "results/logs/compare_probe/{encoder}.log",
+    wildcard_constraints:
+        encoder=_alternatives([e for e in probe_encoders() if e != "random_init"]),
+    conda:
+        ENV
+    params:
+        reference="random_init",
+        reference_label="random_init",
+        metrics=["AUC"],
+        command=lambda wc, output: regenerate(output.comparison),
+    script:
+        "../scripts/compare_systems.py"

@@ -61,6 +61,7 @@ rule train_generator:
         schedule=lambda wc: gen_variant(wc)["generator"],
         freeze=GEN_RRG["freeze_generator"],
         feature_dim=GEN_RRG["region_feature_dim"],
+        input_kind=GEN_RRG["generator_input"],
         hidden_dim=GEN_RRG["conditioning_dim"],
         max_sentence_tokens=GEN_RRG["max_sentence_tokens"],
         amp=GEN_RRG["generator_amp"],
@@ -76,12 +77,8 @@ rule generate_reports:
         generator=f"{GEN_DIR}/generator",
         selector_config=f"{GEN_DIR}/selector/config.json",
         selector_weights=f"{GEN_DIR}/selector/model.safetensors",
-        features=lambda wc: gen_region_features(gen_variant(wc)["subsample"], "test")[
-            "features"
-        ],
-        features_index=lambda wc: gen_region_features(
-            gen_variant(wc)["subsample"], "test"
-        )["features_index"],
+        features=gen_region_features(test_subsample(), "test")["features"],
+        features_index=gen_region_features(test_subsample(), "test")["features_index"],
         regions="results/cache/mimic/regions.parquet",
         images="results/data/images.parquet",
     output:

@@ -6,6 +6,7 @@ rule table1:
     input:
         summaries=rrg_summaries(),
         metrics=rrg_metrics_files(),
+        comparisons=table_comparisons(table1_entries()),
     output:
         csv=report(
             "results/table1.csv", caption="../report/table1.rst", category="Tables"
@@ -18,6 +19,8 @@ rule table1:
         ENV
     params:
         entries=table1_entries(),
+        test_subsample=test_subsample(),
+        labelers=["rule-based"] + (["CheXbert"] if EVAL["chexbert"]["checkpoint"] else []),
         config=config,
         command=regenerate("results/table1.csv"),
     script:
@@ -28,6 +31,7 @@ rule table2:
     input:
         summaries=probe_summaries(),
         metrics=probe_metrics_files(),
+        comparisons=table_comparisons(table2_entries()),
     output:
         csv=report(
             "results/table2.csv", caption="../report/table2.rst", category="Tables"

@@ -11,7 +11,7 @@ from crrg_clip.train.generator import run_train_generator
 schedule = dict(snakemake.params.schedule)
 settings = {"variant": snakemake.wildcards.variant, "schedule": schedule,
             **{k: snakemake.params[k] for k in ("gpt2_source", "freeze", "feature_dim", "hidden_dim",
-                                                 "max_sentence_tokens", "amp")}}
+                                                 "max_sentence_tokens", "amp", "input_kind")}}
 run_train_generator(
     gpt2_source=snakemake.params.gpt2_source,
     selector_folder=os.path.dirname(snakemake.input.selector_config),
@@ -29,6 +29,7 @@ run_train_generator(
     factor=schedule.get("factor", 0.5),
     cooldown=schedule.get("cooldown", 5),
     patience=schedule.get("patience", 5),
+    eval_every=schedule.get("eval_every"),
     freeze_gpt2=snakemake.params.freeze,
     feature_dim=snakemake.params.feature_dim,
     hidden_dim=snakemake.params.hidden_dim,
@@ -36,4 +37,5 @@ run_train_generator(
     amp=snakemake.params.amp,
     threads=snakemake.params.torch_threads,
     settings=settings,
+    input_kind=snakemake.params.input_kind,
 )

@@ -17,9 +17,12 @@ def most_frequent_findings(images: pd.DataFrame, splits: pd.DataFrame) -> str:
     return sorted(best)[0]
 
 
-def most_frequent_reports(images: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame:
-    """``dicom_id, report, reference`` for every test image, the report always the same."""
+def most_frequent_reports(images: pd.DataFrame, splits: pd.DataFrame,
+                          test_splits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``dicom_id, report, reference`` for every test image, the report always the same: the
+    most frequent FINDINGS of ``splits``' training images, for the test images of
+    ``test_splits`` (default ``splits``; Table 1 scores every row on one test set)."""
     report = most_frequent_findings(images, splits)
-    test = split_findings(images, splits, "test")
+    test = split_findings(images, splits if test_splits is None else test_splits, "test")
     return pd.DataFrame({"dicom_id": test["dicom_id"], "report": report,
                          "reference": test["findings"]})

@@ -13,12 +13,14 @@ import pandas as pd
 
 from .. import provenance as prov
 from ..regions import NUM_REGIONS
-from .bootstrap import bootstrap_indices, ids_fingerprint, with_ci
+from .bootstrap import bootstrap_plan, with_ci
+from .chexpert_labeler import default_labeler
+from .clinical_efficacy import score_reports
 from .nlg import NLG_METRICS, NLGEvaluator
 from .predictions import (
     read_parquet, read_reports_csv, validate_region_predictions, validate_reports,
 )
-from .region_metrics import region_metrics
+from .region_metrics import region_finding_metrics, region_metrics
 
 
 def split_findings(images: pd.DataFrame, splits: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -30,12 +32,22 @@ def split_findings(images: pd.DataFrame, splits: pd.DataFrame, split: str) -> pd
     return frame[["dicom_id", "findings"]].sort_values("dicom_id").reset_index(drop=True)
 
 
-def make_evaluator(images: pd.DataFrame, splits: pd.DataFrame, tokenization: str) -> NLGEvaluator:
+def make_evaluator(images: pd.DataFrame, splits: pd.DataFrame, tokenization: str,
+                   cider_df: str = "validation") -> NLGEvaluator:
     return NLGEvaluator(
         tokenization,
         validation_references=split_findings(images, splits, "valid")["findings"].tolist(),
         training_references=split_findings(images, splits, "train")["findings"].tolist(),
+        cider_df=cider_df,
     )
+
+
+def patients_of(images: pd.DataFrame, ids: Sequence[str]) -> list[str]:
+    """Each test image's patient (``subject_id``), the unit of the patient bootstrap."""
+    if "subject_id" not in images:
+        raise ValueError("images.parquet has no subject_id: the patient bootstrap cannot group images")
+    subject = dict(zip(images["dicom_id"].astype(str), images["subject_id"].astype(str)))
+    return [subject[str(i)] for i in ids]
 
 
 def load_system_reports(path: str | Path, test_ids: Sequence[str]) -> pd.DataFrame:
@@ -56,14 +68,20 @@ def evaluate_rrg_system(
     resamples: int,
     bootstrap_seed: int,
     confidence: float = 0.95,
+    bootstrap_unit: str = "patient",
+    cider_df: str = "validation",
     predictions_path: str | None = None,
     regions_path: str | None = None,
     model_dirs: Sequence[str] = (),
     upstream: Sequence[str] = (),
     command: str | None = None,
     evaluator: NLGEvaluator | None = None,
+    labelers: Sequence = (),
 ) -> dict:
-    """The metrics document of one system and seed (see FILES.md, Evaluation)."""
+    """The metrics document of one system and seed (see FILES.md, Evaluation).
+
+    ``labelers``: CheXpert labelers for the clinical-efficacy metrics (default: the
+    rule-based one); the first names ``CE_*``, a second (CheXbert) ``CE_*_chexbert``."""
     images = pd.read_parquet(images_path)
     splits = pd.read_parquet(split_path)
     test = split_findings(images, splits, "test")
@@ -73,11 +91,12 @@ def evaluate_rrg_system(
     if "reference" in merged:
         mismatches = int((merged["reference"].astype(str).str.split().str.join(" ")
                           != merged["findings"].astype(str).str.split().str.join(" ")).sum())
-    evaluator = evaluator or make_evaluator(images, splits, tokenization)
+    evaluator = evaluator or make_evaluator(images, splits, tokenization, cider_df)
     ids = merged["dicom_id"].tolist()
     scores = evaluator.score(ids, merged["report"].tolist(), merged["findings"].tolist())
     point = evaluator.point(scores)
-    indices = bootstrap_indices(len(ids), resamples, bootstrap_seed)  # (R, N)
+    groups = patients_of(images, ids) if bootstrap_unit == "patient" else None
+    indices, resampling = bootstrap_plan(ids, groups, bootstrap_unit, resamples, bootstrap_seed)
     replicates = evaluator.replicates(scores, indices)
     doc = {
         "system": system,
@@ -85,23 +104,35 @@ def evaluate_rrg_system(
         "seed": seed,
         "n_reports": len(ids),
         "tokenization": tokenization,
+        "cider_df": evaluator.cider_df,
         "reference_mismatches": mismatches,
+        "empty_after_tokenization": scores.empty_after_tokenization,
         "metrics": {m: with_ci(point[m], replicates[m], confidence) for m in NLG_METRICS},
         "per_report": {
             "dicom_id": ids,
             "ROUGEL": scores.rouge.tolist(),
             "CIDER": scores.cider.tolist(),
+            "CIDER_paper_code": scores.cider_paper_code.tolist(),
             "TFIDF": scores.tfidf.tolist(),
             "METEOR": scores.meteor_per_report,
         },
         "bootstrap": {
-            "resamples": resamples, "seed": bootstrap_seed, "confidence": confidence,
-            "unit": "test image", "ids_sha256": ids_fingerprint(ids),
+            **resampling, "confidence": confidence,
             "replicates": {m: np.asarray(v).tolist() for m, v in replicates.items()},
         },
         "region": None,
         "command": command,
     }
+    doc["clinical_efficacy"] = {}
+    generated, reference = merged["report"].tolist(), merged["findings"].tolist()
+    for position, labeler in enumerate(labelers or [default_labeler()]):
+        suffix = "" if position == 0 else f"_{labeler.name.lower()}"
+        block = score_reports(labeler, generated, reference, indices, confidence, suffix)
+        doc["metrics"].update(block["metrics"])
+        doc["bootstrap"]["replicates"].update(block["replicates"])
+        doc["per_report"].update(block["per_report"])
+        doc["clinical_efficacy"][labeler.name] = {"metrics_suffix": suffix,
+                                                  "per_observation": block["per_observation"]}
     files = [
         prov.file_record(reports_path, "predictions"),
         prov.file_record(images_path, "data"),
@@ -112,7 +143,8 @@ def evaluate_rrg_system(
         regions = validate_region_predictions(
             read_parquet(predictions_path), ids, NUM_REGIONS, predictions_path
         )
-        doc["region"] = region_metrics(regions, gt, resamples, bootstrap_seed, confidence)
+        doc["region"] = region_metrics(regions, gt, ids, indices, confidence)
+        doc["region"]["findings"] = region_finding_metrics(regions, labelers[0] if labelers else default_labeler())
         files += [prov.file_record(predictions_path, "predictions"),
                   prov.file_record(regions_path, "data")]
     for folder in model_dirs:

@@ -257,5 +257,7 @@ def load_generator(folder: Path | str, device: torch.device | str = "cpu") -> Re
     conditioning = PseudoSelfAttentionConditioning(ConditioningConfig(**config["conditioning"]))
     conditioning.load_state_dict(load_file(str(folder / CONDITIONING_FILE)))
     generator = RegionGenerator(gpt2, conditioning, tokenizer).to(device)
+    # what the conditioning reads (train.generator.GENERATOR_INPUTS); older folders: the selector's
+    generator.input_kind = config.get("input", "selector_projection")
     generator.eval()
     return generator

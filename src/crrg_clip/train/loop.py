@@ -11,6 +11,7 @@ the same weights as an uninterrupted run: the data order of epoch ``e`` depends 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -48,8 +49,30 @@ def reset_stale_checkpoint(checkpoint_dir: Path | str, fingerprint: dict) -> Non
 
 
 def file_stamp(*paths: Path | str) -> list:
-    """Size and modification time of input files, for a checkpoint's fingerprint."""
-    return [[str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+    """Path, size and SHA-256 of input files, for a checkpoint's fingerprint.
+
+    Content, not modification time: a rule that rewrites an input with other content (same
+    path, same size) must not resume, and one that rewrites identical content may.
+    """
+    return [[str(p), os.stat(p).st_size, _sha256_file(p)] for p in paths]
+
+
+def _sha256_file(path: Path | str, chunk: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tensor_stamp(*tensors: torch.Tensor) -> str:
+    """SHA-256 of tensors' dtypes, shapes and values: the fingerprint of in-memory inputs."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+    return digest.hexdigest()
 
 
 def epoch_batches(n_items: int, batch_size: int, *, seed: int, epoch: int,
@@ -70,6 +93,35 @@ def epoch_batches(n_items: int, batch_size: int, *, seed: int, epoch: int,
     if drop_last and len(batches) > 1 and len(batches[-1]) < batch_size:
         batches = batches[:-1]
     return batches
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch ``i`` of an epoch = ``make(batches[i])``: a DataLoader item is a whole batch."""
+
+    def __init__(self, make: Callable[[list[int]], object], batches: list[list[int]]):
+        self.make, self.batches = make, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int):
+        return self.make(self.batches[i])
+
+
+def batch_loader(make: Callable[[list[int]], object], batches: list[list[int]], *, num_workers: int = 0,
+                 pin_memory: bool = False):
+    """``make(batch)`` for each index batch, in order.
+
+    ``num_workers == 0`` calls ``make`` in this process (no DataLoader at all); otherwise worker
+    processes build the batches ahead of the training step, ``pin_memory`` for fast copies to
+    the GPU. ``make`` must depend only on its indices (items seeded per (seed, epoch, item)), so
+    both give the same batches; workers read a memmap cache through their own pages.
+    """
+    if num_workers <= 0:
+        return (make(batch) for batch in batches)
+    return torch.utils.data.DataLoader(_Batches(make, batches), batch_size=None, shuffle=False,
+                                       num_workers=num_workers, pin_memory=pin_memory,
+                                       persistent_workers=False, prefetch_factor=2)
 
 
 def _rng_state() -> dict:
@@ -105,6 +157,7 @@ def fit(
     checkpoint_dir: Path | str,
     metrics_path: Path | str,
     scheduler=None,
+    eval_every: int | None = None,
 ) -> History:
     """Train for ``epochs``, resuming from ``checkpoint_dir`` if a checkpoint is there.
 
@@ -112,6 +165,12 @@ def fit(
     per-batch schedulers are stepped inside it. ``validate()`` returns the validation loss
     used to pick the best epoch and to step a ReduceLROnPlateau scheduler.
     On return the model holds the best epoch's weights.
+
+    ``eval_every`` (K optimiser steps; None/0 = once per epoch): ``train_epoch`` is called as
+    ``train_epoch(epoch, on_step=hook)`` and calls ``hook()`` after every optimiser step; every
+    K-th step of an epoch (the counter restarts each epoch, as in RGRG) validates, steps the
+    scheduler and may take the best weights, besides the end-of-epoch evaluation. A resume
+    restarts the killed epoch, so its mid-epoch evaluations recur at the same steps.
     """
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -137,20 +196,46 @@ def fit(
         log.info("resuming from %s after epoch %d", path, saved["epoch"])
 
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        losses = train_epoch(epoch)
+
+    def evaluate(epoch: int) -> float:
+        """Validate, step a plateau scheduler, keep the weights if they are the best so far."""
+        nonlocal best_state
         model.eval()
         with torch.no_grad():
             val_loss = float(validate())
         if plateau:
             scheduler.step(val_loss)
+        # a non-finite loss never becomes the best: NaN < x is always False, so a NaN best_val
+        # would freeze the best checkpoint at that epoch for good
+        better = math.isfinite(val_loss) and val_loss < history.best_val
+        if better or best_state is None:
+            best_state = _cpu_state(model)
+            history.best_epoch = epoch
+            if better:
+                history.best_val = val_loss
+        return val_loss
+
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        last = {"steps": 0, "val_loss": None}  # the latest mid-epoch evaluation, None after a step
+        if eval_every:
+            def on_step(epoch=epoch) -> None:
+                last["steps"] += 1
+                last["val_loss"] = None
+                if last["steps"] % eval_every == 0:
+                    last["val_loss"] = evaluate(epoch)
+                    log.info("epoch %d step %d: val_loss %.5f, lr %g", epoch, last["steps"], last["val_loss"],
+                             optimizer.param_groups[0]["lr"])
+                    model.train()
+
+            losses = train_epoch(epoch, on_step=on_step)
+        else:
+            losses = train_epoch(epoch)
+        # the epoch's last step already evaluated: do not validate (and step the scheduler) twice
+        val_loss = last["val_loss"] if last["val_loss"] is not None else evaluate(epoch)
         row = {"epoch": epoch, **{f"train_{k}": float(v) for k, v in losses.items()},
                "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"]}
         history.rows.append(row)
-        if val_loss < history.best_val or best_state is None:
-            history.best_val, history.best_epoch = val_loss, epoch
-            best_state = _cpu_state(model)
         log.info("epoch %d: %s", epoch, {k: round(v, 5) for k, v in row.items() if k != "epoch"})
         _save_atomic({
             "epoch": epoch,

@@ -7,6 +7,8 @@ labels (``has_sentence``, ``is_abnormal``) from the cache's region table. Loss =
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +23,7 @@ from crrg_clip.region_features import load_region_features
 from crrg_clip.runinfo import now, write_run_info
 from crrg_clip.runtime import describe_device, seed_everything
 from crrg_clip.train.detector import Schedule, make_optimizer
-from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint
+from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint, tensor_stamp
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,12 @@ class SelectorData:
     def batch(self, indices: list[int], device) -> tuple[torch.Tensor, ...]:
         idx = torch.as_tensor(indices)
         return tuple(t[idx].to(device) for t in (self.features, self.has_sentence, self.is_abnormal, self.detected))
+
+
+def selector_data_stamp(data: SelectorData) -> list:
+    """Content fingerprint of a split: its ids and tensors."""
+    return [hashlib.sha256("\n".join(data.dicom_ids).encode()).hexdigest(),
+            tensor_stamp(data.features, data.detected, data.has_sentence, data.is_abnormal)]
 
 
 def load_selector_data(features_path, regions_path, rows_path=None) -> SelectorData:
@@ -116,7 +124,7 @@ class SelectorTrainer:
         self.device, self.seed, self.progress = device, seed, progress
         self.optimizer, self.scheduler = make_optimizer(model, schedule)
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
         self.model.train()
         sums: dict[str, float] = {}
         batches = epoch_batches(len(self.train), self.schedule.batch_size, seed=self.seed, epoch=epoch)
@@ -128,6 +136,8 @@ class SelectorTrainer:
             self.optimizer.step()
             for k, v in {"loss": loss, **losses}.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(batch)
+            if on_step is not None:  # fit's every-K-steps evaluation
+                on_step()
         return {k: v / len(self.train) for k, v in sums.items()}
 
     @torch.no_grad()
@@ -141,7 +151,7 @@ class SelectorTrainer:
     def fit(self, checkpoint_dir, metrics_path) -> History:
         return fit(self.model, self.optimizer, train_epoch=self.train_epoch, validate=self.validate,
                    epochs=self.schedule.epochs, checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
-                   scheduler=self.scheduler)
+                   scheduler=self.scheduler, eval_every=self.schedule.eval_every)
 
 
 def train_selector(*, train_features, valid_features, regions_path, train_rows=None, valid_rows=None, out_dir, checkpoint_dir,
@@ -164,7 +174,8 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
     settings = {"model": asdict(config), "schedule": asdict(schedule), "seed": seed,
                 "train_features": str(train_features), "valid_features": str(valid_features),
                 "n_train": len(train), "n_valid": len(valid)}
-    reset_stale_checkpoint(checkpoint_dir, settings)
+    # content, not paths: a checkpoint of other features or targets is not resumed
+    reset_stale_checkpoint(checkpoint_dir, {**settings, "inputs": [selector_data_stamp(d) for d in (train, valid)]})
     model = RegionSelector(config)
     trainer = SelectorTrainer(model, train, valid, schedule, device=device, seed=seed, progress=progress)
     t0 = time.perf_counter()

@@ -6,6 +6,15 @@ RRG_VARIANTS = dict(
     or {"rrg_base": {"subsample": "rrg_base"}, "rrg_opt": {"subsample": "rrg_opt"}}
 )
 EXTERNAL_SYSTEMS = dict(EVAL["external_systems"])
+# S&T and AdaAtt trained on our data (rules/baselines.smk): systems of kind "baseline", one per seed
+REPORT_BASELINES = [b for b in ("show_tell", "adaatt") if config["baselines"][b]["enabled"]]
+# ConVIRT pretrained on our data (rules/baselines.smk): probe encoders convirt_<init>
+CONVIRT_ENCODERS = (
+    ["convirt_random_init"]
+    + (["convirt_imagenet_init"] if (config.get("rclip") or {}).get("image_weights") else [])
+    if config["convirt"]["enabled"]
+    else []
+)
 
 
 def variant_subsample(variant):
@@ -24,13 +33,14 @@ def probe_encoders():
     encoders = ["rclip_radiologist", "rclip_generated", "random_init"]
     if (config.get("rclip") or {}).get("image_weights"):
         encoders.append("imagenet_init")
-    return encoders
+    return encoders + CONVIRT_ENCODERS
 
 
 def rrg_systems():
     systems = list(RRG_VARIANTS)
     if EVAL["most_frequent_baseline"]:
         systems += [f"{v}-most_frequent" for v in RRG_VARIANTS]
+    systems += REPORT_BASELINES
     systems += [f"external-{name}" for name in EXTERNAL_SYSTEMS]
     return systems
 
@@ -42,14 +52,21 @@ def system_kind(system):
 
 
 def system_seeds(system):
-    return SEEDS if system_kind(system) == "rrg" else SEEDS[:1]
+    return SEEDS if system_kind(system) == "rrg" or system in REPORT_BASELINES else SEEDS[:1]
+
+
+def test_subsample():
+    """The subsample whose test split every Table 1 row is scored on (one test set, one
+    IDF / DF fit, so rows compare like for like and pair in the bootstrap)."""
+    return EVAL["test_subsample"] or variant_subsample(main_variant())
 
 
 def system_subsample(system):
-    kind = system_kind(system)
-    if kind == "external":
+    """The split file a system is evaluated with: the common test subsample for every
+    system except an external one scored on `evaluation.external_subsample`."""
+    if system_kind(system) == "external":
         return external_subsample()
-    return variant_subsample(system.split("-")[0] if kind == "baseline" else system)
+    return test_subsample()
 
 
 def _alternatives(names):
@@ -100,6 +117,8 @@ def rrg_eval_inputs(wildcards):
         "images": "results/data/images.parquet",
         "split": f"results/splits/{subsample}.parquet",
     }
+    if EVAL["chexbert"]["checkpoint"]:
+        inputs["chexbert"] = EVAL["chexbert"]["checkpoint"]
     if kind == "rrg":
         inputs["reports"] = (
             f"results/rrg/{system}/seed{wildcards.seed}/reports_test.parquet"
@@ -109,6 +128,10 @@ def rrg_eval_inputs(wildcards):
                 f"results/rrg/{system}/seed{wildcards.seed}/predictions_test.parquet"
             )
             inputs["regions"] = "results/cache/mimic/regions.parquet"
+    elif system in REPORT_BASELINES:
+        inputs["reports"] = (
+            f"results/rrg/baselines/{system}/seed{wildcards.seed}/reports_test.parquet"
+        )
     elif kind == "baseline":
         variant = system[: -len("-most_frequent")]
         inputs["reports"] = (
@@ -120,6 +143,8 @@ def rrg_eval_inputs(wildcards):
 
 
 def rrg_eval_model_dirs(wildcards):
+    if wildcards.system in REPORT_BASELINES:
+        return [f"results/rrg/baselines/{wildcards.system}/seed{wildcards.seed}/model"]
     if system_kind(wildcards.system) != "rrg":
         return []
     return rrg_model_dirs(wildcards.system, wildcards.seed)
@@ -134,8 +159,12 @@ def probe_model_dirs(wildcards):
         text = wildcards.encoder[len("rclip_") :]
         required.append(f"results/rclip/{text}/seed{seed}/clip")
         if text == "generated":
+            # the RRG model that wrote the texts: rclip.generated_seed, not the probe's seed
             variant = (config.get("rclip") or {}).get("generated_by", main_variant())
-            optional += rrg_model_dirs(variant, seed)
+            optional += rrg_model_dirs(variant, RCLIP_GENERATED_SEED)
+    if wildcards.encoder in CONVIRT_ENCODERS:
+        init = wildcards.encoder[len("convirt_") :]
+        required.append(f"results/rclip/convirt/{init}/seed{seed}/clip")
     return required, optional
 
 
@@ -145,8 +174,9 @@ def probe_upstream(wildcards):
         "results/cache/rsna/index.parquet",
         *raw_manifests(),
     ]
-    if wildcards.encoder.startswith("rclip_"):
-        text = wildcards.encoder[len("rclip_") :]
+    if wildcards.encoder.startswith(("rclip_", "convirt_")):
+        # ConVIRT trains on the radiologists' texts
+        text = wildcards.encoder[len("rclip_") :] if wildcards.encoder.startswith("rclip_") else "radiologist"
         files += [
             f"results/rclip/texts_{text}.parquet",
             f"results/rclip/backtranslations_{text}.parquet",
@@ -198,3 +228,47 @@ def evaluation_targets():
 
 wildcard_constraints:
     seed=r"\d+",
+
+
+# Table 1's paired comparisons: each reproduced report generator against the most-frequent
+# baseline on the same test set (rules compare_rrg / compare_probe write them).
+RRG_COMPARED_METRICS = ["BLEU4", "METEOR", "ROUGEL", "CE_F1_mic5"]
+
+
+def compared_rrg_systems():
+    if not EVAL["most_frequent_baseline"]:
+        return []
+    return [*RRG_VARIANTS, *REPORT_BASELINES]
+
+
+def rrg_comparison_reference(system):
+    """Each variant is compared with its own training set's most-frequent report; S&T and
+    AdaAtt (trained on their subsample) with the main variant's."""
+    variant = system if system in RRG_VARIANTS else main_variant()
+    return f"{variant}-most_frequent"
+
+
+def rrg_comparison_inputs(wildcards):
+    reference = rrg_comparison_reference(wildcards.system)
+    return {
+        "metrics": [
+            f"results/metrics/rrg/{wildcards.system}/seed{s}.json"
+            for s in system_seeds(wildcards.system)
+        ],
+        "reference": [
+            f"results/metrics/rrg/{reference}/seed{s}.json"
+            for s in system_seeds(reference)
+        ],
+    }
+
+
+def rrg_comparison_file(system):
+    if system not in compared_rrg_systems():
+        return None
+    return f"results/metrics/rrg/{system}/vs_most_frequent.json"
+
+
+def probe_comparison_file(encoder):
+    if encoder == "random_init":
+        return None
+    return f"results/metrics/probe/{encoder}/vs_random_init.json"

@@ -18,6 +18,7 @@ def table1_entries():
                     "scored" if system_kind(system) == "external" else "reproduced"
                 ),
                 "summary": f"results/metrics/rrg/{system}/summary.json",
+                "comparison": rrg_comparison_file(system),
                 "metrics": [
                     f"results/metrics/rrg/{system}/seed{s}.json"
                     for s in system_seeds(system)
@@ -49,9 +50,14 @@ def table2_entries():
                 "dataset": dataset,
                 "source": "reproduced",
                 "summary": f"results/metrics/probe/{encoder}/summary.json",
+                "comparison": probe_comparison_file(encoder),
                 "metrics": [
                     f"results/metrics/probe/{encoder}/seed{s}.json" for s in SEEDS
                 ],
             }
         )
     return entries
+
+
+def table_comparisons(entries):
+    return [e["comparison"] for e in entries if e["comparison"]]
