@@ -243,6 +243,27 @@ def test_detector_data_missing_from_cache_is_logged(tmp_path, caplog):
                                   regions_path=root / "regions.parquet", split_path=root / "split.parquet",
                                   split="train", normalize=Normalize())
     assert "1 of 8 images are not in the cache" in caplog.text and len(data) == 7
+    assert data.left_out()["missing_from_cache"] == {"count": 1, "ids": ["d000"]}  # issue 14 item 23
+
+
+def test_train_detector_counts_left_out_images_with_ids_in_run_json(tmp_path):
+    """Issue 14 item 23: images missing from the cache and images without a valid box, per split."""
+    import json
+
+    from crrg_clip.train.detector import Schedule, train_detector
+
+    root = make_synthetic_cache(tmp_path / "cache", empty_ids=("d001",))
+    index = pd.read_parquet(root / "index.parquet")
+    index[index["dicom_id"] != "d002"].to_parquet(root / "index.parquet")
+    train_detector(
+        images_path=root / "images.npy", index_path=root / "index.parquet", regions_path=root / "regions.parquet",
+        split_path=root / "split.parquet", out_dir=tmp_path / "det", checkpoint_dir=tmp_path / "ckpt",
+        model_config=tiny_config(), backbone_weights=None, schedule=Schedule(epochs=1, batch_size=4, lr=1e-3),
+        augment_cfg=AugmentConfig(), normalize=Normalize(), device=torch.device("cpu"), seed=0, progress=False)
+    left_out = json.loads((tmp_path / "det" / "run.json").read_text())["summary"]["left_out"]
+    assert left_out["train"] == {"missing_from_cache": {"count": 1, "ids": ["d002"]},
+                                 "no_valid_box": {"count": 1, "ids": ["d001"]}}
+    assert left_out["valid"]["missing_from_cache"]["count"] == 0
 
 
 def test_train_detector_writes_model_folder(tmp_path):
@@ -263,3 +284,109 @@ def test_train_detector_writes_model_folder(tmp_path):
     assert summary["best_val_loss"] == metrics["val_loss"].min()
     assert not (tmp_path / "ckpt" / "last.pt").exists()  # a finished training keeps no resume point
     load_detector(out)
+
+
+# --- the top-1-per-region rule (issue 14 items 21 and 24), on hand-built detector outputs ---
+
+def _hand_built(num_regions=3):
+    """3 proposals over 3 regions (+ background at column 0); proposal p's box for region r = p*10 + r."""
+    probs = torch.tensor([[0.10, 0.50, 0.30, 0.10],   # p0: argmax region 0
+                          [0.05, 0.40, 0.45, 0.10],   # p1: argmax region 1, but region 0's prob 0.40
+                          [0.70, 0.02, 0.08, 0.20]])  # p2: argmax background; best for region 2
+    boxes = torch.stack([torch.stack([torch.tensor([p * 10.0 + r, 0.0, p * 10.0 + r + 5, 5.0])
+                                      for r in range(num_regions)]) for p in range(3)])  # (P, R, 4)
+    proposals = torch.tensor([[0.0, 0.0, 9.0, 9.0], [1.0, 1.0, 8.0, 8.0], [2.0, 2.0, 7.0, 7.0]])
+    return probs, boxes, proposals
+
+
+def test_best_score_rule_picks_each_regions_highest_probability_proposal():
+    from crrg_clip.models.detector import top1_per_region
+    probs, boxes, proposals = _hand_built()
+    chosen, scores, detected, feature_boxes = top1_per_region(probs, boxes, proposals, "best_score", 0.15)
+    best = [0, 1, 2]  # region 0: p0 (0.50 > 0.40); region 1: p1 (0.45); region 2: p2 (0.20 > 0.10)
+    for r, p in enumerate(best):
+        assert torch.equal(chosen[r], boxes[p, r])
+        assert scores[r] == probs[p, r + 1]
+    assert detected.tolist() == [True, True, True]  # all >= 0.15
+    assert torch.equal(feature_boxes, chosen)  # features re-pooled at the regressed box
+    _, _, detected, _ = top1_per_region(probs, boxes, proposals, "best_score", 0.3)
+    assert detected.tolist() == [True, True, False]
+
+
+def test_argmax_class_rule_assigns_proposals_to_their_argmax_class():
+    from crrg_clip.models.detector import top1_per_region
+    probs, boxes, proposals = _hand_built()
+    probs = probs.clone()
+    probs[1] = torch.tensor([0.05, 0.48, 0.47, 0.0])  # p1 now argmax region 0 too, lower than p0
+    chosen, scores, detected, feature_boxes = top1_per_region(probs, boxes, proposals, "argmax_class", 0.99)
+    # region 0: p0 and p1 assigned, p0 scores higher; region 1: nothing assigned (p1's 0.47 is not
+    # its argmax); region 2: p2's argmax is background, so not detected although no threshold applies
+    assert detected.tolist() == [True, False, False]
+    assert torch.equal(chosen[0], boxes[0, 0]) and scores[0] == probs[0, 1]
+    assert torch.equal(feature_boxes[0], proposals[0])  # the RoI, not the regressed box
+    assert torch.equal(chosen[1:], torch.zeros(2, 4)) and torch.equal(feature_boxes[1:], torch.zeros(2, 4))
+    # no score threshold: a region whose assigned proposal scores 0.3 is detected
+    low = torch.tensor([[0.29, 0.01, 0.30, 0.40]])
+    _, _, detected, _ = top1_per_region(low, boxes[:1], proposals[:1], "argmax_class", 0.99)
+    assert detected.tolist() == [False, False, True]
+
+
+def test_detection_rule_reaches_predict_and_config_json(tmp_path):
+    torch.manual_seed(0)
+    model = RegionDetector(tiny_config(detection_rule="argmax_class")).eval()
+    out = model.predict(torch.randn(2, 1, SIZE, SIZE))
+    assert out["boxes"].shape == (2, NUM_REGIONS, 4) and out["detected"].dtype == torch.bool
+    assert torch.all(out["features"][~out["detected"]] == 0)
+    save_detector(tmp_path / "m", model)
+    assert load_detector(tmp_path / "m").config.detection_rule == "argmax_class"
+    with pytest.raises(ValueError, match="detection_rule"):
+        tiny_config(detection_rule="nope")
+
+
+# --- augmentation probability and sharpen (issue 14 item 22(d)) ---
+
+def _old_augment(image, boxes, cfg, generator):
+    """The augmentation before the p / sharpen keys, written out: the demo's bytes must not move."""
+    def uniform(half_width):
+        return float((torch.rand((), generator=generator) * 2 - 1) * half_width)
+
+    size = image.shape[-1]
+    image = image * (1.0 + uniform(cfg.brightness))
+    mean = image.mean()
+    image = ((image - mean) * (1.0 + uniform(cfg.contrast)) + mean).clamp(0, 1)
+    image = (image + torch.randn(image.shape, generator=generator) * cfg.noise_std).clamp(0, 1)
+    angle = uniform(cfg.rotate_degrees)
+    shift = (uniform(cfg.translate_fraction) * size, uniform(cfg.translate_fraction) * size)
+    return affine_image(image, angle, shift), affine_boxes(boxes, angle, shift, size)
+
+
+def test_augment_with_p_1_and_no_sharpen_is_byte_identical_to_before():
+    image = torch.rand(1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    boxes = torch.tensor([[4.0, 4.0, 30.0, 30.0], [np.nan] * 4])
+    cfg = AugmentConfig(p=1.0, sharpen=0.0)
+    new = augment(image, boxes, cfg, item_generator(0, 1, 5))
+    old = _old_augment(image, boxes, cfg, item_generator(0, 1, 5))
+    assert torch.equal(new[0], old[0])
+    assert torch.equal(torch.nan_to_num(new[1], nan=-1.0), torch.nan_to_num(old[1], nan=-1.0))
+
+
+def test_augment_p_0_is_identity_and_p_half_applies_some():
+    image = torch.rand(1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    boxes = torch.tensor([[4.0, 4.0, 30.0, 30.0]])
+    out, out_boxes = augment(image, boxes, AugmentConfig(p=0.0, sharpen=0.5), item_generator(0, 0, 0))
+    assert torch.equal(out, image) and torch.equal(out_boxes, boxes)
+    moved = [not torch.equal(augment(image, boxes, AugmentConfig(p=0.5), item_generator(0, 0, i))[1], boxes)
+             for i in range(200)]
+    assert 0.35 < np.mean(moved) < 0.65  # the affine step, applied about half the time
+
+
+def test_sharpen_keeps_flat_areas_and_steepens_edges():
+    from crrg_clip.data.region_dataset import sharpen_image
+
+    image = torch.full((1, 8, 8), 0.5)
+    image[:, :, 4:] = 0.7
+    out = sharpen_image(image, 0.5)
+    torch.testing.assert_close(out[:, :, :2], image[:, :, :2])
+    torch.testing.assert_close(out[:, :, 6:], image[:, :, 6:])
+    assert out[0, 3, 3] < 0.5 and out[0, 3, 4] > 0.7  # the step overshoots on both sides
+    assert torch.equal(sharpen_image(image, 0.0), image)

@@ -53,3 +53,29 @@ def test_backtranslation_counts_join_the_summary_with_their_unit(tmp_path: Path)
     (tmp_path / "backtranslation_old.tsv").write_text("reason\tcount\nok\t3\n")
     with pytest.raises(ValueError, match="backtranslation_old.tsv: expected columns reason, count, unit"):
         backtranslation_summary(summary, [tmp_path / "backtranslation_old.tsv"])
+
+
+def test_rrg_stages_left_out_counts_join_the_summary(tmp_path: Path):
+    """Issue 14 item 23: one row per RRG stage, split and reason, from each run.json."""
+    import json
+
+    from crrg_clip.data.exclusions import rrg_left_out_summary
+
+    detector = tmp_path / "rrg" / "rrg_base" / "seed0" / "detector"
+    generator = tmp_path / "rrg" / "rrg_base" / "seed0" / "generator"
+    for folder, left_out in (
+            (detector, {"train": {"missing_from_cache": {"count": 2, "ids": ["a", "b"]},
+                                  "no_valid_box": {"count": 0, "ids": []}}}),
+            (generator, {"valid": {"sentences_of_undetected_regions": 7, "images_without_a_target": ["c"]}})):
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"summary": {"left_out": left_out}}))
+    summary = rrg_left_out_summary(summarise(merge_exclusions([]), merge_kept([])),
+                                   [detector / "run.json", generator])
+    rows = {(d, s, r): n for d, s, r, n in summary.itertuples(index=False)}
+    assert rows == {("rrg-rrg_base-seed0-detector", "left_out", "missing_from_cache (train)"): 2,
+                    ("rrg-rrg_base-seed0-detector", "left_out", "no_valid_box (train)"): 0,
+                    ("rrg-rrg_base-seed0-generator", "left_out", "sentences_of_undetected_regions (valid)"): 7,
+                    ("rrg-rrg_base-seed0-generator", "left_out", "images_without_a_target (valid)"): 1}
+    (detector / "run.json").write_text(json.dumps({"summary": {}}))
+    with pytest.raises(ValueError, match="no summary.left_out"):
+        rrg_left_out_summary(summary, [detector / "run.json"])

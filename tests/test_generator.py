@@ -396,3 +396,35 @@ def test_generate_on_cuda_matches_manual_loop_and_single_items(gpt2_dir):
         assert together[i, :alone.shape[1]].tolist() == alone[0].tolist()
     generator.to(torch.bfloat16)  # the rules' bf16 inference path runs end to end
     assert len(generator.generate_sentences(features.bfloat16(), num_beams=2, max_new_tokens=6)) == 4
+
+
+def test_predictions_mark_fallback_and_give_original_pixel_boxes(gpt2_dir, tmp_path):
+    """Issue 14 items 22(a) and 25: the fallback pick is flagged, and boxes come in original pixels too."""
+    from crrg_clip.generate import ORIGINAL_BOX_COLUMNS
+
+    generator = make_generator(gpt2_dir)
+    dicom_ids = ["x1", "x2"]
+    region_features = _fake_features(tmp_path, "test", dicom_ids, 5)
+    region_features["features"][1, :, 0] = -1.0  # x2: no region passes the threshold
+    region_features["features"][1, 3, 0] = -0.5  # its best logit, at region 3
+    region_features["detected"][1] = 1
+    cache_index = pd.DataFrame({"dicom_id": ["x2", "x1"], "scale": [0.5, 0.25], "pad_x": [10.0, 0.0],
+                                "pad_y": [0.0, 20.0], "width": [1000, 1000], "height": [1000, 1000]})
+    predictions = predict_regions(generator, StandInSelector(), region_features, None, num_beams=1,
+                                  max_new_tokens=3, batch_size=8, device=torch.device("cpu"), progress=False,
+                                  cache_index=cache_index)
+    x2 = predictions[predictions["dicom_id"] == "x2"]
+    assert x2["selected"].tolist() == [r == 3 for r in range(NUM_REGIONS)]
+    assert x2["fallback"].tolist() == [r == 3 for r in range(NUM_REGIONS)]
+    assert not predictions.loc[predictions["dicom_id"] == "x1", "fallback"].any()
+    box = region_features["boxes"][1, 3].tolist()
+    expected = [(box[0] - 10) / 0.5, box[1] / 0.5, (box[2] - 10) / 0.5, box[3] / 0.5]
+    assert x2.iloc[3][ORIGINAL_BOX_COLUMNS].astype(float).tolist() == pytest.approx(expected, abs=1e-4)
+    x1 = predictions[predictions["dicom_id"] == "x1"]
+    undetected = ~x1["detected"].to_numpy()
+    assert undetected.any() and x1.loc[undetected, ORIGINAL_BOX_COLUMNS].isna().all().all()
+    inside = x1[x1["detected"] & (x1["y1"] > 20)].iloc[0]
+    assert inside["x1_orig"] == pytest.approx(inside["x1"] / 0.25, abs=1e-4)
+    assert inside["y1_orig"] == pytest.approx((inside["y1"] - 20) / 0.25, abs=1e-4)
+    in_padding = x1[x1["detected"] & (x1["y1"] < 20)]
+    assert len(in_padding) and (in_padding["y1_orig"] == 0).all()  # clipped to the image

@@ -71,3 +71,16 @@ def test_probe_label_missing_or_not_binary_is_a_prediction_file_error(label):
     assert ("label missing or not 0/1" in message) or ("label differs" in message)
     if label != 2:
         assert "label missing or not 0/1 for patientId(s): p2" in message
+
+
+def test_region_predictions_fallback_column_optional_and_boolean():
+    rows = [{"dicom_id": d, "region_index": r, "x1": 0, "y1": 0, "x2": 1, "y2": 1, "detected": True,
+             "selected": r == 0, "generated_sentence": "", "reference_sentence": ""}
+            for d in ["d1", "d2"] for r in range(2)]
+    frame = pd.DataFrame(rows)
+    older = validate_region_predictions(frame, ["d1", "d2"], 2, "p")
+    assert older["fallback"].dtype == bool and not older["fallback"].any()  # older files: no fallback
+    newer = validate_region_predictions(frame.assign(fallback=[True, False, False, False]), ["d1", "d2"], 2, "p")
+    assert newer["fallback"].tolist() == [True, False, False, False]
+    with pytest.raises(PredictionFileError, match="fallback must be boolean"):
+        validate_region_predictions(frame.assign(fallback=["yes", None, False, False]), ["d1", "d2"], 2, "p")

@@ -72,3 +72,24 @@ def test_region_bootstrap_resamples_the_given_ids_and_refuses_others():
     assert (recall["ci_low"], recall["ci_high"]) == pytest.approx((0.025, 0.975))  # replicates 1.0 and 0.0
     with pytest.raises(ValueError, match="ids"):
         region_metrics(predictions, truth, ["a", "c"], [np.array([0, 1])])
+
+
+def test_fallback_picks_are_left_out_of_selection_metrics_and_counted():
+    """Issue 14 item 22(a): a region selected only by the fallback is not the selector's call."""
+    predictions = pd.DataFrame({
+        "dicom_id": ["a", "a", "b", "b"], "region_index": [0, 1, 0, 1],
+        "x1": 0.0, "y1": 0.0, "x2": 10.0, "y2": 10.0, "detected": True,
+        "selected": [True, False, True, False],
+        "fallback": [False, False, True, False],  # b0 was the fallback pick
+    })
+    truth = pd.DataFrame({
+        "dicom_id": ["a", "a", "b", "b"], "region_index": [0, 1, 0, 1],
+        "x1": 0.0, "y1": 0.0, "x2": 10.0, "y2": 10.0,
+        "box_valid": True, "has_sentence": [True, True, False, False],
+    })
+    result = region_metrics(predictions, truth, ["a", "b"], bootstrap_indices(2, 20, 0))
+    assert result["overall"]["selection_precision"]["value"] == pytest.approx(1.0)  # a0 of {a0}
+    assert result["overall"]["selection_recall"]["value"] == pytest.approx(0.5)
+    assert result["fallback_regions"] == 1
+    older = region_metrics(predictions.drop(columns="fallback"), truth, ["a", "b"], bootstrap_indices(2, 20, 0))
+    assert older["fallback_regions"] == 0 and older["overall"]["selection_precision"]["value"] == pytest.approx(0.5)

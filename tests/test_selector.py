@@ -168,6 +168,11 @@ def test_detector_features_selector_chain(tmp_path):
     for name in ("config.json", "model.safetensors", "metrics.tsv", "loss_curve.png", "run.json"):
         assert (tmp_path / "sel" / name).exists(), name
     assert {"precision", "recall"} <= set(summary["valid_selection"])
+    # issue 14 item 23: what the labels lack is counted, with ids, in run.json
+    recorded = json.loads((tmp_path / "sel" / "run.json").read_text())["summary"]["left_out"]
+    assert set(recorded) == {"train", "valid"}
+    assert set(recorded["train"]) == {"images_without_region_rows", "images_without_sentences",
+                                      "blank_phrases_flagged_has_sentence"}
     selector = load_selector(tmp_path / "sel")
     feats, _ = load_region_features(tmp_path / "valid.safetensors")
     assert selector.project(feats["features"]).shape == (2, R, 8)
@@ -183,3 +188,21 @@ def test_threshold_with_best_validation_f1_by_hand():
     assert f1_best_threshold(logits, targets) == pytest.approx(-0.1)
     with pytest.raises(ValueError, match="no validation region"):
         f1_best_threshold(logits, torch.zeros(5, dtype=torch.bool))
+
+
+def test_sentence_label_notes_count_images_without_sentences_and_blank_phrases(tmp_path):
+    """Issue 14 item 23, by hand on a synthetic regions table."""
+    from test_detector import make_synthetic_cache
+
+    from crrg_clip.data.region_dataset import sentence_label_notes
+
+    root = make_synthetic_cache(tmp_path / "cache", n_images=5, empty_ids=("d001",))
+    regions = pd.read_parquet(root / "regions.parquet")
+    blank = (regions["dicom_id"] == "d002") & (regions["region_index"] == 0)
+    regions.loc[blank, "phrase"] = "  "  # flagged has_sentence, nothing to say
+    regions = regions[regions["dicom_id"] != "d004"]
+    regions.to_parquet(root / "regions.parquet")
+    notes = sentence_label_notes(root / "regions.parquet", ["d000", "d001", "d002", "d003", "d004"])
+    assert notes["images_without_region_rows"] == {"count": 1, "ids": ["d004"]}
+    assert notes["images_without_sentences"] == {"count": 1, "ids": ["d001"]}  # d002 still has region 2
+    assert notes["blank_phrases_flagged_has_sentence"] == {"count": 1, "ids": ["d002/0"]}

@@ -22,8 +22,13 @@ from crrg_clip.report_assembly import assemble_reports
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["dicom_id", "region_index", "region", "x1", "y1", "x2", "y2", "detected",
-                      "selection_score", "selected", "generated_sentence", "reference_sentence"]
+# x1..y2 are letterboxed cache pixels (0 where not detected); x1_orig..y2_orig the original
+# image's pixels (NaN where not detected or without a cache index); fallback = selected only
+# because no region passed the threshold (at_least_one_selected)
+BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
+ORIGINAL_BOX_COLUMNS = ["x1_orig", "y1_orig", "x2_orig", "y2_orig"]
+PREDICTION_COLUMNS = ["dicom_id", "region_index", "region", *BOX_COLUMNS, *ORIGINAL_BOX_COLUMNS, "detected",
+                      "selection_score", "selected", "fallback", "generated_sentence", "reference_sentence"]
 
 
 def read_region_features(safetensors_path: Path | str, parquet_path: Path | str | None = None) -> dict:
@@ -63,7 +68,8 @@ def inference_precision(generator, device: torch.device, amp: str):
 @torch.no_grad()
 def select_and_project(selector, features: torch.Tensor, device: torch.device,
                        detected: torch.Tensor | None = None, chunk: int = 256):
-    """Selector logits (I, R), selection (I, R) bool and projected features (I, R, D), in chunks.
+    """Selector logits (I, R), selection (I, R) bool, projected features (I, R, D) and the
+    fallback mask (I, R) bool (selected only by ``at_least_one_selected``), in chunks.
 
     With ``detected (I, R)``, a region the detector did not find is never selected.
     """
@@ -76,7 +82,8 @@ def select_and_project(selector, features: torch.Tensor, device: torch.device,
         selected.append(batch_selected.bool().cpu())
         projected.append(selector.project(batch).float().cpu())
     logits, selected = torch.cat(logits), torch.cat(selected)
-    return logits, at_least_one_selected(logits, selected, detected), torch.cat(projected)
+    final = at_least_one_selected(logits, selected, detected)
+    return logits, final, torch.cat(projected), final & ~selected
 
 
 def at_least_one_selected(logits: torch.Tensor, selected: torch.Tensor,
@@ -128,13 +135,39 @@ def reference_sentences(regions: pd.DataFrame, dicom_ids: list[str]) -> dict[tup
     return {(str(d), int(r)): str(p) for d, r, p in zip(frame["dicom_id"], frame["region_index"], frame["phrase"])}
 
 
+def original_pixel_boxes(dicom_ids: list[str], boxes: np.ndarray, detected: np.ndarray,
+                         cache_index: pd.DataFrame | None) -> np.ndarray:
+    """Cache-pixel boxes (I * R, 4) -> original pixels: ``(cache - pad) / scale``, clipped to the
+    image where the index has width/height; NaN where not detected or no cache index is given.
+    ``dicom_ids`` has one entry per image (I), ``detected`` (I * R,)."""
+    out = np.full(boxes.shape, np.nan, dtype=np.float64)
+    if cache_index is None:
+        return out
+    geometry = cache_index.assign(dicom_id=cache_index["dicom_id"].astype(str)).set_index("dicom_id")
+    missing = sorted(set(dicom_ids) - set(geometry.index))
+    if missing:
+        raise ValueError(f"cache index has no row for {len(missing)} image(s), e.g. {missing[:3]}")
+    per_image = geometry.loc[list(dicom_ids)]
+    scale, pad_x, pad_y = (np.repeat(per_image[c].to_numpy(np.float64), NUM_REGIONS) for c in ("scale", "pad_x", "pad_y"))
+    out[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x[:, None]) / scale[:, None]
+    out[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y[:, None]) / scale[:, None]
+    if {"width", "height"} <= set(per_image.columns):
+        width, height = (np.repeat(per_image[c].to_numpy(np.float64), NUM_REGIONS) for c in ("width", "height"))
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, width[:, None])
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, height[:, None])
+    out[~detected] = np.nan
+    return out
+
+
 def predict_regions(generator, selector, region_features: dict, references: dict | None, *, num_beams: int,
                     max_new_tokens: int, batch_size: int, device: torch.device,
-                    progress: bool = True) -> pd.DataFrame:
-    """One row per (image, region) in PREDICTION_COLUMNS order."""
+                    progress: bool = True, cache_index: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (image, region) in PREDICTION_COLUMNS order; ``cache_index`` (``dicom_id,
+    scale, pad_x, pad_y`` [, ``width, height``]) gives the original-pixel boxes."""
     features = region_features["features"]  # (I, R, C)
     n_images = features.shape[0]
-    logits, selected, projected = select_and_project(selector, features, device, region_features["detected"])
+    logits, selected, projected, fallback = select_and_project(selector, features, device,
+                                                               region_features["detected"])
     if getattr(generator, "input_kind", "selector_projection") == "detector_features":
         projected = features.float()  # (I, R, C): the generator projects the detector features itself
     flat_selected = selected.reshape(-1)  # (I * R,)
@@ -147,15 +180,19 @@ def predict_regions(generator, selector, region_features: dict, references: dict
     dicom_ids = np.repeat(np.asarray(region_features["dicom_id"], dtype=object), NUM_REGIONS)
     region_index = np.tile(np.arange(NUM_REGIONS, dtype=np.int64), n_images)
     boxes = region_features["boxes"].float().reshape(-1, 4).numpy()
+    detected = region_features["detected"].reshape(-1).bool().numpy()
+    original = original_pixel_boxes(list(region_features["dicom_id"]), boxes, detected, cache_index)
     references = references or {}
     frame = pd.DataFrame({
         "dicom_id": dicom_ids.astype(str),
         "region_index": region_index,
         "region": [REGIONS[i] for i in region_index],
-        "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
-        "detected": region_features["detected"].reshape(-1).bool().numpy(),
+        **{c: boxes[:, i] for i, c in enumerate(BOX_COLUMNS)},
+        **{c: original[:, i] for i, c in enumerate(ORIGINAL_BOX_COLUMNS)},
+        "detected": detected,
         "selection_score": logits.reshape(-1).numpy().astype(np.float32),
         "selected": flat_selected.numpy(),
+        "fallback": fallback.reshape(-1).numpy(),
         "generated_sentence": sentences.astype(str),
         "reference_sentence": [references.get((d, int(r)), "") for d, r in zip(dicom_ids, region_index)],
     })
@@ -178,7 +215,7 @@ def reports_frame(predictions: pd.DataFrame, images: pd.DataFrame | None, *, sim
 
 
 def run_generation(*, generator_folder, selector_folder, features_path, features_index, regions_path,
-                   images_path, predictions_out, reports_out, num_beams: int, max_new_tokens: int,
+                   images_path, cache_index_path=None, predictions_out, reports_out, num_beams: int, max_new_tokens: int,
                    batch_size: int, similarity: str, threshold: float, device: str = "auto",
                    amp: str = "none", seed: int = 0, threads: int = 0, run_info_out=None) -> dict:
     """Paths in, parquet files out: what the generate rules call."""
@@ -198,8 +235,11 @@ def run_generation(*, generator_folder, selector_folder, features_path, features
     references = None
     if regions_path:
         references = reference_sentences(pd.read_parquet(regions_path), region_features["dicom_id"])
+    cache_index = (pd.read_parquet(cache_index_path, columns=["dicom_id", "scale", "pad_x", "pad_y", "width", "height"])
+                   if cache_index_path else None)
     predictions = predict_regions(generator, selector, region_features, references, num_beams=num_beams,
-                                  max_new_tokens=max_new_tokens, batch_size=batch_size, device=torch_device)
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size, device=torch_device,
+                                  cache_index=cache_index)
     images = pd.read_parquet(images_path, columns=["dicom_id", "findings"]) if images_path else None
     reports = reports_frame(predictions, images, similarity=similarity, threshold=threshold)
     if predictions_out:
@@ -208,6 +248,7 @@ def run_generation(*, generator_folder, selector_folder, features_path, features
     Path(reports_out).parent.mkdir(parents=True, exist_ok=True)
     reports.to_parquet(reports_out, index=False)
     summary = {"images": len(reports), "regions_selected": int(predictions["selected"].sum()),
+               "fallback_regions": int(predictions["fallback"].sum()),
                "empty_reports": int((reports["report"] == "").sum())}
     log.info("wrote %s: %s", reports_out, summary)
     if run_info_out:

@@ -126,7 +126,9 @@ rule compare_rrg:
 rule compare_probe:
     input:
         metrics=expand("results/metrics/probe/{{encoder}}/seed{seed}.json", seed=SEEDS),
-        reference=expand("results/metrics/probe/random_init/seed{seed}.json", seed=SEEDS),
+        reference=expand(
+            "results/metrics/probe/random_init/seed{seed}.json", seed=SEEDS
+        ),
     output:
         comparison="results/metrics/probe/{encoder}/vs_random_init.json",
     log:

@@ -81,6 +81,7 @@ rule generate_reports:
         features_index=gen_region_features(test_subsample(), "test")["features_index"],
         regions="results/cache/mimic/regions.parquet",
         images="results/data/images.parquet",
+        cache_index="results/cache/mimic/index.parquet",  # letterbox geometry: boxes in original pixels
     output:
         predictions=f"{GEN_DIR}/predictions_test.parquet",
         reports=f"{GEN_DIR}/reports_test.parquet",
@@ -112,6 +113,7 @@ rule generate_reports_for:
         features=f"{GEN_DIR}/region_features/{{subsample}}_{{split}}.safetensors",
         features_index=f"{GEN_DIR}/region_features/{{subsample}}_{{split}}.parquet",
         images="results/data/images.parquet",
+        cache_index="results/cache/mimic/index.parquet",  # letterbox geometry: boxes in original pixels
     output:
         reports=f"{GEN_DIR}/reports_{{subsample}}_{{split}}.parquet",
         run_info=f"{GEN_DIR}/reports_{{subsample}}_{{split}}.run.json",

@@ -10,6 +10,13 @@ rule qc_training_summary:
         backtranslation=expand(
             "results/qc/backtranslation_{text}.tsv", text=TEXT_SOURCES
         ),
+        # what each RRG stage left out (summary.left_out of its run.json; the generator's is in its folder)
+        rrg_runs=expand(
+            "results/rrg/{variant}/seed{seed}/{stage}",
+            variant=RRG_VARIANTS,
+            seed=SEEDS,
+            stage=["detector/run.json", "selector/run.json", "generator"],
+        ),
     output:
         exclusions="results/qc/training_exclusions.tsv",
         summary="results/qc/training_summary.tsv",

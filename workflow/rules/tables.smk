@@ -20,7 +20,8 @@ rule table1:
     params:
         entries=table1_entries(),
         test_subsample=test_subsample(),
-        labelers=["rule-based"] + (["CheXbert"] if EVAL["chexbert"]["checkpoint"] else []),
+        labelers=["rule-based"]
+        + (["CheXbert"] if EVAL["chexbert"]["checkpoint"] else []),
         config=config,
         command=regenerate("results/table1.csv"),
     script:

@@ -16,6 +16,7 @@ run_generation(
     features_index=snakemake.input.features_index,
     regions_path=snakemake.input.get("regions"),
     images_path=snakemake.input.images,
+    cache_index_path=snakemake.input.get("cache_index"),
     predictions_out=snakemake.output.get("predictions"),
     reports_out=snakemake.output.reports,
     num_beams=snakemake.params.num_beams,

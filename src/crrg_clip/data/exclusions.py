@@ -154,3 +154,34 @@ def backtranslation_summary(summary: pd.DataFrame, paths: Iterable[Path | str]) 
             rows.append({"dataset": f"backtranslation-{text}", "status": status,
                          "reason": f"{reason} ({unit}s)", "count": int(count)})
     return pd.concat([summary, pd.DataFrame(rows, columns=summary.columns)], ignore_index=True)
+
+
+def _left_out_count(value) -> int:
+    """A run.json left-out value: ``{"count", "ids"}``, an id list or a bare count."""
+    if isinstance(value, Mapping):
+        return int(value["count"])
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    return int(value)
+
+
+def rrg_left_out_summary(summary: pd.DataFrame, run_paths: Iterable[Path | str]) -> pd.DataFrame:
+    """Append what each RRG stage left out (``summary.left_out`` of its run.json, per split) as
+    rows: dataset ``rrg-{variant}-seed{seed}-{stage}``, status ``left_out``, reason ``{reason}
+    ({split})``. ``run_paths``: ``results/rrg/{variant}/seed{seed}/{stage}/run.json`` or the
+    stage folder itself (the generator's output is a folder). The ids stay in the run.json."""
+    import json
+
+    rows = []
+    for path in run_paths:
+        path = Path(path)
+        path = path / "run.json" if path.is_dir() else path
+        stage, seed, variant = path.parent.name, path.parent.parent.name, path.parent.parent.parent.name
+        left_out = json.loads(path.read_text()).get("summary", {}).get("left_out")
+        if left_out is None:
+            raise ValueError(f"{path}: no summary.left_out (written before stages counted what they leave out?)")
+        for split, reasons in left_out.items():
+            for reason, value in reasons.items():
+                rows.append({"dataset": f"rrg-{variant}-{seed}-{stage}", "status": "left_out",
+                             "reason": f"{reason} ({split})", "count": _left_out_count(value)})
+    return pd.concat([summary, pd.DataFrame(rows, columns=summary.columns)], ignore_index=True)

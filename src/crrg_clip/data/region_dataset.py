@@ -42,6 +42,8 @@ class AugmentConfig:
     noise_std: float = 0.02
     translate_fraction: float = 0.02
     rotate_degrees: float = 2.0
+    p: float = 1.0  # each augmentation applied with this probability (the paper's code: 0.5)
+    sharpen: float = 0.0  # max blend strength of a 3x3 sharpening kernel (0 = off)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,30 @@ def cache_rows(index_path: Path | str, dicom_ids: list[str], *, what: str) -> tu
     if not kept:
         raise ValueError(f"{what}: none of the {len(dicom_ids)} images is in the cache {index_path}")
     return kept, np.array([lookup[d] for d in kept], dtype=np.int64)
+
+
+def left_out_entry(ids) -> dict:
+    """A run.json record of what a stage left out: ``{"count": n, "ids": [...]}``."""
+    ids = sorted(str(i) for i in ids)
+    return {"count": len(ids), "ids": ids}
+
+
+def sentence_label_notes(regions_path: Path | str, dicom_ids: list[str]) -> dict:
+    """What the region labels of ``dicom_ids`` lack, for the selector's run.json: images with no
+    region row, images with no sentence (kept: all-negative selection targets), and regions
+    flagged ``has_sentence`` whose phrase is blank (kept as positives; ids ``dicom_id/region``)."""
+    frame = pd.read_parquet(regions_path, columns=["dicom_id", "region_index", "phrase", "has_sentence"])
+    frame = frame[frame["dicom_id"].astype(str).isin(set(dicom_ids))]
+    ids = frame["dicom_id"].astype(str)
+    flagged = frame["has_sentence"].fillna(False).astype(bool)
+    blank = flagged & (frame["phrase"].fillna("").astype(str).str.strip() == "")
+    with_sentence = set(ids[flagged & ~blank])
+    return {
+        "images_without_region_rows": left_out_entry(set(dicom_ids) - set(ids)),
+        "images_without_sentences": left_out_entry(set(ids) - with_sentence),
+        "blank_phrases_flagged_has_sentence": left_out_entry(
+            f"{d}/{int(r)}" for d, r in zip(ids[blank], frame.loc[blank, "region_index"])),
+    }
 
 
 @dataclass
@@ -160,23 +186,45 @@ def affine_boxes(boxes: torch.Tensor, angle_deg: float, shift: tuple[float, floa
     return out
 
 
+def sharpen_image(image: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(1, S, S) in [0, 1] blended with its 3x3-sharpened self: (1 - alpha) x + alpha (9x - sum of 3x3)."""
+    kernel = -torch.ones(1, 1, 3, 3, dtype=image.dtype)
+    kernel[0, 0, 1, 1] = 8.0 + 1.0  # identity + Laplacian: sums to 1, so flat areas are unchanged
+    padded = F.pad(image[None], (1, 1, 1, 1), mode="replicate")  # (1, 1, S+2, S+2)
+    sharp = F.conv2d(padded, kernel)[0]  # (1, S, S)
+    return ((1.0 - alpha) * image + alpha * sharp).clamp(0, 1)
+
+
 def augment(image: torch.Tensor, boxes: torch.Tensor, cfg: AugmentConfig,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training augmentation of one (1, S, S) image in [0, 1] and its (n, 4) boxes."""
+    """Training augmentation of one (1, S, S) image in [0, 1] and its (n, 4) boxes.
+
+    Each augmentation (brightness, contrast, noise, sharpen, translate + rotate) is applied
+    with probability ``cfg.p``. With p = 1 no coin is drawn and with sharpen = 0 no strength,
+    so those settings consume the generator exactly as before the keys existed."""
     def uniform(half_width: float) -> float:
         return float((torch.rand((), generator=generator) * 2 - 1) * half_width)
 
+    def applied() -> bool:
+        return cfg.p >= 1.0 or bool(torch.rand((), generator=generator) < cfg.p)
+
     size = image.shape[-1]
-    image = image * (1.0 + uniform(cfg.brightness))
-    mean = image.mean()
-    image = ((image - mean) * (1.0 + uniform(cfg.contrast)) + mean).clamp(0, 1)
-    if cfg.noise_std > 0:
+    if applied():
+        image = image * (1.0 + uniform(cfg.brightness))
+    if applied():
+        mean = image.mean()
+        image = (image - mean) * (1.0 + uniform(cfg.contrast)) + mean
+    image = image.clamp(0, 1)
+    if cfg.noise_std > 0 and applied():
         image = (image + torch.randn(image.shape, generator=generator) * cfg.noise_std).clamp(0, 1)
-    angle = uniform(cfg.rotate_degrees)
-    shift = (uniform(cfg.translate_fraction) * size, uniform(cfg.translate_fraction) * size)
-    if angle != 0.0 or shift != (0.0, 0.0):
-        image = affine_image(image, angle, shift)
-        boxes = affine_boxes(boxes, angle, shift, size)
+    if cfg.sharpen > 0 and applied():
+        image = sharpen_image(image, float(torch.rand((), generator=generator)) * cfg.sharpen)
+    if applied():
+        angle = uniform(cfg.rotate_degrees)
+        shift = (uniform(cfg.translate_fraction) * size, uniform(cfg.translate_fraction) * size)
+        if angle != 0.0 or shift != (0.0, 0.0):
+            image = affine_image(image, angle, shift)
+            boxes = affine_boxes(boxes, angle, shift, size)
     return image, boxes
 
 
@@ -191,6 +239,7 @@ class DetectorData:
         self.images, self.normalize, self.augment_cfg, self.seed = images, normalize, augment_cfg, seed
         keep = np.arange(len(rows))
         self.skipped_no_boxes: list[str] = []
+        self.missing_from_cache: list[str] = []  # set by load_detector_data
         if require_boxes:
             has_any = targets.valid_box().any(axis=1)
             self.skipped_no_boxes = [d for d, ok in zip(targets.dicom_ids, has_any) if not ok]
@@ -207,6 +256,11 @@ class DetectorData:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def left_out(self) -> dict:
+        """Images of the split not used, by reason (the stage's run.json)."""
+        return {"missing_from_cache": left_out_entry(self.missing_from_cache),
+                "no_valid_box": left_out_entry(self.skipped_no_boxes)}
 
     def image(self, i: int) -> torch.Tensor:
         """(1, S, S) float in [0, 1]."""
@@ -237,7 +291,11 @@ def load_detector_data(*, images_path, index_path, regions_path, split_path, spl
                        require_boxes: bool = False) -> DetectorData:
     """One split of a subsample, read from the cache."""
     what = f"{Path(split_path).name}:{split}"
-    ids, rows = cache_rows(index_path, read_split_ids(split_path, split), what=what)
+    split_ids = read_split_ids(split_path, split)
+    ids, rows = cache_rows(index_path, split_ids, what=what)
     targets = read_region_targets(regions_path, ids)
-    return DetectorData(open_image_cache(images_path), rows, targets, normalize=normalize,
+    data = DetectorData(open_image_cache(images_path), rows, targets, normalize=normalize,
                         augment_cfg=augment_cfg, seed=seed, require_boxes=require_boxes, name=what)
+    cached = set(ids)
+    data.missing_from_cache = [d for d in split_ids if d not in cached]
+    return data

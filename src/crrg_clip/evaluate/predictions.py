@@ -122,8 +122,13 @@ def validate_region_predictions(
     incomplete = counts[counts != n_regions].index
     if len(incomplete):
         problems.append(f"dicom_id(s) without exactly {n_regions} region rows: {_names(incomplete)}")
+    if "fallback" not in df.columns:
+        df["fallback"] = False  # written before the column existed
+    elif df["fallback"].isna().any() or not df["fallback"].isin([True, False]).all():
+        problems.append("column fallback must be boolean (True where only the fallback selected the region)")
     if problems:
         raise PredictionFileError(path, problems)
+    df["fallback"] = df["fallback"].astype(bool)
     return df.sort_values(["dicom_id", "region_index"]).reset_index(drop=True)
 
 

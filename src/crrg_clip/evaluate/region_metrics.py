@@ -3,7 +3,8 @@
 IoU is measured in cache pixels against ``results/cache/mimic/regions.parquet``, over the
 (image, region) pairs whose ground-truth box is valid; an undetected region counts IoU 0
 (``iou``) and is left out of ``iou_detected``. Selection compares ``selected`` with
-``has_sentence`` (the region has a reference sentence). A predicted region without a
+``has_sentence`` (the region has a reference sentence), leaving out the regions selected only
+by the every-image-gets-a-report fallback (``fallback``; counted as ``fallback_regions``). A predicted region without a
 ground-truth row has an unknown truth: it is left out of every metric and counted
 (``without_ground_truth``), never taken as "no sentence".
 """
@@ -60,6 +61,7 @@ def join_ground_truth(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> 
     merged["has_sentence"] = merged["has_sentence"].astype(bool)
     merged["detected"] = merged["detected"].astype(bool)
     merged["selected"] = merged["selected"].astype(bool)
+    merged["fallback"] = fallback_flags(merged)
     merged["iou"] = np.where(
         merged["gt_box_valid"] & merged["detected"],
         box_iou(merged[["x1", "y1", "x2", "y2"]].to_numpy(float),
@@ -69,9 +71,18 @@ def join_ground_truth(predictions: pd.DataFrame, ground_truth: pd.DataFrame) -> 
     return merged
 
 
+def fallback_flags(frame: pd.DataFrame) -> pd.Series:
+    """``fallback`` as bool; files written before the column existed count no fallback."""
+    if "fallback" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["fallback"].fillna(False).astype(bool)
+
+
 def _overall(frame: pd.DataFrame) -> dict[str, float]:
     valid = frame[frame["gt_box_valid"]]
-    precision, recall, f1 = precision_recall_f1(frame["selected"], frame["has_sentence"])
+    # a fallback pick is not the selector's decision: it would count as a selection otherwise
+    chosen = frame["selected"] & ~frame["fallback"]
+    precision, recall, f1 = precision_recall_f1(chosen, frame["has_sentence"])
     return {
         "iou": float(valid["iou"].mean()) if len(valid) else float("nan"),
         "iou_detected": float(valid.loc[valid["detected"], "iou"].mean())
@@ -119,6 +130,7 @@ def region_metrics(
         "overall": {k: with_ci(point[k], np.array(reps[k]), confidence) for k in point},
         "per_region": per_region,
         "n_images": len(images),
+        "fallback_regions": int(joined["fallback"].sum()),
         "without_ground_truth": {"rows": int(len(without)), "dicom_ids": sorted(set(without))},
     }
 

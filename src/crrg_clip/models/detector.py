@@ -37,6 +37,7 @@ from crrg_clip.regions import NUM_REGIONS, REGIONS
 log = logging.getLogger(__name__)
 
 KIND = "rrg_region_detector"
+DETECTION_RULES = ("best_score", "argmax_class")
 BACKBONE_CHANNELS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 
 
@@ -52,6 +53,8 @@ class DetectorConfig:
     roi_output_size: int = 8
     frozen_batchnorm: bool = False
     detection_min_score: float = 0.05
+    # top-1 box / "detected" rule (PROTOCOL.md); folders saved before the key read best_score
+    detection_rule: str = "best_score"
     # proposal and RoI sampling sizes (torchvision's defaults; the demo uses fewer on CPU)
     rpn_pre_nms_top_n: int = 2000
     rpn_post_nms_top_n: int = 2000
@@ -63,6 +66,8 @@ class DetectorConfig:
     def __post_init__(self):
         if self.backbone not in BACKBONE_CHANNELS:
             raise ValueError(f"detector backbone {self.backbone!r}: expected one of {sorted(BACKBONE_CHANNELS)}")
+        if self.detection_rule not in DETECTION_RULES:
+            raise ValueError(f"detection_rule {self.detection_rule!r}: expected one of {DETECTION_RULES}")
         self.anchor_sizes = [int(s) for s in self.anchor_sizes]
         self.anchor_ratios = [float(r) for r in self.anchor_ratios]
 
@@ -151,9 +156,9 @@ class RegionDetector(nn.Module):
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Top-1 box per region from the class-specific boxes over the RPN proposals.
 
-        Returns ``boxes (B, R, 4)`` xyxy in input pixels, ``scores (B, R)`` (best softmax score),
-        ``detected (B, R)`` bool (best score >= detection_min_score), ``features (B, R, C)``
-        (RoIAlign of C5 at the box, average pooled). A region that is not detected has
+        Returns ``boxes (B, R, 4)`` xyxy in input pixels, ``scores (B, R)``, ``detected (B, R)``
+        bool and ``features (B, R, C)`` (RoIAlign of C5, average pooled), chosen per image by
+        ``config.detection_rule`` (``top1_per_region``). A region that is not detected has
         box = 0 and features = 0: the flag, never the box, says whether it is usable.
         """
         was_training = self.training
@@ -170,25 +175,14 @@ class RegionDetector(nn.Module):
             decoded = heads.box_coder.decode(box_regression, proposals)  # (sum P, K, 4)
             probs = torch.softmax(class_logits.float(), dim=-1)  # (sum P, K)
             counts = [len(p) for p in proposals]
-            out_boxes, out_scores = [], []
-            for boxes_i, probs_i, size in zip(decoded.split(counts), probs.split(counts), image_list.image_sizes):
+            picks = []
+            for boxes_i, probs_i, props_i, size in zip(decoded.split(counts), probs.split(counts), proposals,
+                                                        image_list.image_sizes):
                 boxes_i = box_ops.clip_boxes_to_image(boxes_i[:, 1:], size)  # (P, R, 4) no background
-                probs_i = probs_i[:, 1:]  # (P, R)
-                if len(probs_i) == 0:
-                    out_boxes.append(boxes_i.new_zeros(NUM_REGIONS, 4))
-                    out_scores.append(probs_i.new_zeros(NUM_REGIONS))
-                    continue
-                best = probs_i.argmax(dim=0)  # (R,)
-                regions = torch.arange(NUM_REGIONS, device=best.device)
-                out_boxes.append(boxes_i[best, regions].float())  # (R, 4)
-                out_scores.append(probs_i[best, regions])  # (R,)
-            boxes = torch.stack(out_boxes)  # (B, R, 4)
-            scores = torch.stack(out_scores)  # (B, R)
-            wide = (boxes[..., 2] - boxes[..., 0] > 0) & (boxes[..., 3] - boxes[..., 1] > 0)
-            detected = (scores >= self.config.detection_min_score) & wide
-            boxes = torch.where(detected[..., None], boxes, torch.zeros_like(boxes))
-            # region features: RoIAlign of C5 at the chosen boxes, average pooled
-            region_maps = heads.box_roi_pool(feature_maps, list(boxes.unbind(0)), image_list.image_sizes)
+                picks.append(top1_per_region(probs_i, boxes_i, props_i, self.config.detection_rule,
+                                             self.config.detection_min_score))
+            boxes, scores, detected, feature_boxes = (torch.stack(t) for t in zip(*picks))  # (B, R, ...)
+            region_maps = heads.box_roi_pool(feature_maps, list(feature_boxes.unbind(0)), image_list.image_sizes)
             features = region_maps.float().mean(dim=(2, 3)).view(len(boxes), NUM_REGIONS, -1)  # (B, R, C)
             features = features * detected[..., None]
             # back to input pixels (identity here: the transform does not rescale)
@@ -198,6 +192,48 @@ class RegionDetector(nn.Module):
             return {"boxes": boxes, "scores": scores, "detected": detected, "features": features}
         finally:
             self.train(was_training)
+
+
+def top1_per_region(probs: torch.Tensor, boxes: torch.Tensor, proposals: torch.Tensor, rule: str,
+                    min_score: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's top-1 box per region.
+
+    probs (P, R+1) softmax with background at 0; boxes (P, R, 4) class-specific regressed boxes;
+    proposals (P, 4). Returns boxes (R, 4), scores (R,), detected (R,) bool and the boxes to pool
+    the features at (R, 4); boxes and feature boxes are 0 where not detected.
+
+    ``best_score``: each region takes the proposal with its highest probability for it, detected
+    when that probability >= min_score and the box has area; features at the regressed box.
+    ``argmax_class`` (the paper's code): each proposal goes to its argmax class (background
+    included); a region is detected when any proposal goes to it (no threshold), takes the
+    top-scoring proposal among those, and its features come from that proposal's box (the RoI).
+    """
+    fg = probs[:, 1:]  # (P, R)
+    num_regions = fg.shape[1]
+    if len(fg) == 0:
+        zeros = probs.new_zeros(num_regions, 4)
+        return zeros, probs.new_zeros(num_regions), torch.zeros(num_regions, dtype=torch.bool,
+                                                                 device=probs.device), zeros
+    regions = torch.arange(num_regions, device=probs.device)
+    if rule == "best_score":
+        best = fg.argmax(dim=0)  # (R,)
+        chosen, scores = boxes[best, regions].float(), fg[best, regions]
+        wide = (chosen[:, 2] - chosen[:, 0] > 0) & (chosen[:, 3] - chosen[:, 1] > 0)
+        detected = (scores >= min_score) & wide
+        chosen = torch.where(detected[:, None], chosen, torch.zeros_like(chosen))
+        return chosen, scores, detected, chosen
+    if rule != "argmax_class":
+        raise ValueError(f"detection_rule {rule!r}: expected one of {DETECTION_RULES}")
+    assigned = probs.argmax(dim=1)[:, None] == (regions[None, :] + 1)  # (P, R) proposal goes to region
+    detected = assigned.any(dim=0)  # (R,)
+    masked = torch.where(assigned, fg, torch.full_like(fg, -1.0))  # (P, R)
+    best = masked.argmax(dim=0)  # (R,) top-scoring assigned proposal
+    # an undetected region reports its best probability anywhere (information only)
+    scores = torch.where(detected, fg[best, regions], fg.max(dim=0).values)
+    keep = detected[:, None]
+    chosen = torch.where(keep, boxes[best, regions].float(), boxes.new_zeros(num_regions, 4).float())
+    feature_boxes = torch.where(keep, proposals[best].float(), chosen.new_zeros(num_regions, 4))
+    return chosen, scores, detected, feature_boxes
 
 
 def build_detector(config: DetectorConfig, backbone_weights: str | Path | None = None) -> RegionDetector:

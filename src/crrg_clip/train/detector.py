@@ -179,7 +179,8 @@ def train_detector(*, images_path, index_path, regions_path, split_path, out_dir
     plot_loss_curve(out_dir / "metrics.tsv", out_dir / "loss_curve.png", "RRG detector")
     summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val, "train_seconds": seconds,
                "n_train": len(train), "n_valid": len(valid),
-               "skipped_no_valid_box": {"train": len(train.skipped_no_boxes), "valid": len(valid.skipped_no_boxes)}}
+               "skipped_no_valid_box": {"train": len(train.skipped_no_boxes), "valid": len(valid.skipped_no_boxes)},
+               "left_out": {"train": train.left_out(), "valid": valid.left_out()}}
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
                    settings=settings, extra={"summary": summary})
     return summary

@@ -11,13 +11,13 @@ import hashlib
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from crrg_clip.data.region_dataset import read_region_targets
+from crrg_clip.data.region_dataset import read_region_targets, sentence_label_notes
 from crrg_clip.models.selector import RegionSelector, SelectorConfig, save_selector, total_loss
 from crrg_clip.region_features import load_region_features
 from crrg_clip.runinfo import now, write_run_info
@@ -37,6 +37,7 @@ class SelectorData:
     detected: torch.Tensor  # (N, R) bool
     has_sentence: torch.Tensor  # (N, R) bool
     is_abnormal: torch.Tensor  # (N, R) bool
+    left_out: dict = field(default_factory=dict)  # sentence_label_notes: counted, with ids, in run.json
 
     def __len__(self) -> int:
         return len(self.dicom_ids)
@@ -59,7 +60,8 @@ def load_selector_data(features_path, regions_path, rows_path=None) -> SelectorD
     if not tensors["detected"].any():
         raise ValueError(f"{features_path}: the detector found no region in any image; nothing to train on")
     return SelectorData(ids, tensors["features"], tensors["detected"],
-                        torch.from_numpy(labels.has_sentence), torch.from_numpy(labels.is_abnormal))
+                        torch.from_numpy(labels.has_sentence), torch.from_numpy(labels.is_abnormal),
+                        left_out=sentence_label_notes(regions_path, ids))
 
 
 @torch.no_grad()
@@ -192,7 +194,8 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
     plot_loss_curve(out_dir / "metrics.tsv", out_dir / "loss_curve.png", "RRG region selection")
     summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val, "train_seconds": seconds,
                "valid_selection": metrics, "selection_threshold": model.config.selection_threshold,
-               "threshold_tuned_on_valid": tune}
+               "threshold_tuned_on_valid": tune,
+               "left_out": {"train": train.left_out, "valid": valid.left_out}}
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
                    settings=settings, extra={"summary": summary})
     return summary

@@ -7,11 +7,17 @@ RRG_VARIANTS = dict(
 )
 EXTERNAL_SYSTEMS = dict(EVAL["external_systems"])
 # S&T and AdaAtt trained on our data (rules/baselines.smk): systems of kind "baseline", one per seed
-REPORT_BASELINES = [b for b in ("show_tell", "adaatt") if config["baselines"][b]["enabled"]]
+REPORT_BASELINES = [
+    b for b in ("show_tell", "adaatt") if config["baselines"][b]["enabled"]
+]
 # ConVIRT pretrained on our data (rules/baselines.smk): probe encoders convirt_<init>
 CONVIRT_ENCODERS = (
     ["convirt_random_init"]
-    + (["convirt_imagenet_init"] if (config.get("rclip") or {}).get("image_weights") else [])
+    + (
+        ["convirt_imagenet_init"]
+        if (config.get("rclip") or {}).get("image_weights")
+        else []
+    )
     if config["convirt"]["enabled"]
     else []
 )
@@ -52,7 +58,11 @@ def system_kind(system):
 
 
 def system_seeds(system):
-    return SEEDS if system_kind(system) == "rrg" or system in REPORT_BASELINES else SEEDS[:1]
+    return (
+        SEEDS
+        if system_kind(system) == "rrg" or system in REPORT_BASELINES
+        else SEEDS[:1]
+    )
 
 
 def test_subsample():
@@ -176,7 +186,11 @@ def probe_upstream(wildcards):
     ]
     if wildcards.encoder.startswith(("rclip_", "convirt_")):
         # ConVIRT trains on the radiologists' texts
-        text = wildcards.encoder[len("rclip_") :] if wildcards.encoder.startswith("rclip_") else "radiologist"
+        text = (
+            wildcards.encoder[len("rclip_") :]
+            if wildcards.encoder.startswith("rclip_")
+            else "radiologist"
+        )
         files += [
             f"results/rclip/texts_{text}.parquet",
             f"results/rclip/backtranslations_{text}.parquet",

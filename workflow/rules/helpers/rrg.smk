@@ -15,6 +15,7 @@ def rrg_model_params():
         "anchor_ratios": RRG["anchor_ratios"],
         "roi_output_size": RRG["roi_output_size"],
         "detection_min_score": RRG["detection_min_score"],
+        "detection_rule": RRG["detection_rule"],
         "rpn_pre_nms_top_n": RRG["rpn_pre_nms_top_n"],
         "rpn_post_nms_top_n": RRG["rpn_post_nms_top_n"],
         "box_batch_size_per_image": RRG["box_batch_size_per_image"],
