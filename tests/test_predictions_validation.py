@@ -84,3 +84,14 @@ def test_region_predictions_fallback_column_optional_and_boolean():
     assert newer["fallback"].tolist() == [True, False, False, False]
     with pytest.raises(PredictionFileError, match="fallback must be boolean"):
         validate_region_predictions(frame.assign(fallback=["yes", None, False, False]), ["d1", "d2"], 2, "p")
+
+
+def test_an_empty_report_of_our_own_generator_is_scored_not_refused(tmp_path):
+    import pandas as pd
+    from crrg_clip.evaluate.predictions import PredictionFileError, validate_reports
+
+    frame = pd.DataFrame({"dicom_id": ["a", "b"], "report": ["The lungs are clear.", ""]})
+    with pytest.raises(PredictionFileError, match="empty report"):
+        validate_reports(frame, ["a", "b"], tmp_path / "external.csv")
+    kept = validate_reports(frame, ["a", "b"], tmp_path / "reports_test.parquet", allow_empty=True)
+    assert kept["report"].tolist() == ["The lungs are clear.", ""]

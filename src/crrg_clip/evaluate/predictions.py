@@ -56,15 +56,20 @@ def _id_problems(ids: pd.Series, expected: set[str], what: str) -> list[str]:
     return problems
 
 
-def validate_reports(df: pd.DataFrame, expected_ids: Iterable[str], path) -> pd.DataFrame:
-    """Check a ``dicom_id, report`` table against the test ids; return it sorted by id."""
+def validate_reports(df: pd.DataFrame, expected_ids: Iterable[str], path, allow_empty: bool = False) -> pd.DataFrame:
+    """Check a ``dicom_id, report`` table against the test ids; return it sorted by id.
+
+    ``allow_empty``: our own generators may write an empty report (an image where the
+    detector found no region); it is scored as written (and counted by the caller). For an
+    external file an empty report is an error."""
     _check_columns(df, REPORT_COLUMNS, path)
     df = df.copy()
     df["dicom_id"] = df["dicom_id"].astype(str)
     problems = _id_problems(df["dicom_id"], {str(i) for i in expected_ids}, "dicom_id")
     text = df["report"].astype("string").fillna("")
+    df["report"] = text.astype(str)
     empty = df.loc[text.str.strip() == "", "dicom_id"]
-    if len(empty):
+    if len(empty) and not allow_empty:
         problems.append(f"empty report(s) for dicom_id(s): {_names(empty)}")
     if problems:
         raise PredictionFileError(path, problems)

@@ -50,10 +50,10 @@ def patients_of(images: pd.DataFrame, ids: Sequence[str]) -> list[str]:
     return [subject[str(i)] for i in ids]
 
 
-def load_system_reports(path: str | Path, test_ids: Sequence[str]) -> pd.DataFrame:
+def load_system_reports(path: str | Path, test_ids: Sequence[str], allow_empty: bool = False) -> pd.DataFrame:
     path = Path(path)
     frame = read_reports_csv(path) if path.suffix == ".csv" else read_parquet(path)
-    return validate_reports(frame, test_ids, path)
+    return validate_reports(frame, test_ids, path, allow_empty=allow_empty)
 
 
 def evaluate_rrg_system(
@@ -85,7 +85,7 @@ def evaluate_rrg_system(
     images = pd.read_parquet(images_path)
     splits = pd.read_parquet(split_path)
     test = split_findings(images, splits, "test")
-    reports = load_system_reports(reports_path, test["dicom_id"].tolist())
+    reports = load_system_reports(reports_path, test["dicom_id"].tolist(), allow_empty=kind != "external")
     merged = test.merge(reports, on="dicom_id", how="left", validate="1:1")
     mismatches = 0
     if "reference" in merged:
@@ -106,6 +106,7 @@ def evaluate_rrg_system(
         "tokenization": tokenization,
         "cider_df": evaluator.cider_df,
         "reference_mismatches": mismatches,
+        "empty_reports": int((merged["report"].astype(str).str.strip() == "").sum()),
         "empty_after_tokenization": scores.empty_after_tokenization,
         "metrics": {m: with_ci(point[m], replicates[m], confidence) for m in NLG_METRICS},
         "per_report": {
