@@ -85,8 +85,9 @@ rule train_convirt:
     params:
         settings=convirt_settings(),
         text_model=rclip_text_model(),
+        text_source=lambda wc: f"convirt {wc.init}, radiologist",
         checkpoint_dir="results/checkpoints/rclip/convirt/{init}/seed{seed}",
         device=config["device"],
         torch_threads=torch_threads,
     script:
-        "../scripts/train_convirt.py"
+        "../scripts/train_clip.py"

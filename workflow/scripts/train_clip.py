@@ -1,4 +1,5 @@
-"""Adapter for rule train_clip: R-CLIP pretraining on one text source and seed."""
+"""Adapter for rules train_clip and train_convirt: CLIP pretraining (R-CLIP or ConVIRT losses) on one
+text source and seed."""
 import logging
 
 from crrg_clip.runtime import pick_device, set_threads, setup_logging
@@ -19,6 +20,6 @@ result = train_clip(
     settings=settings,
     seed=int(snakemake.wildcards.seed),
     device=pick_device(snakemake.params.device),
-    text_source=snakemake.wildcards.text,
+    text_source=snakemake.params.get("text_source") or snakemake.wildcards.text,
 )
 logging.getLogger("train_clip").info("done: %s", result)
