@@ -3,10 +3,22 @@
 from crrg_clip.tables import PROBE_ROWS, dataset_label, rrg_row_name
 
 
+def training_subsample(system):
+    """The subsample a Table 1 system learnt from (its `dataset` cell); every row is tested
+    on the same test split (`test_subsample()`)."""
+    if system_kind(system) == "external":
+        return external_subsample()
+    if system in REPORT_BASELINES:
+        return config["baselines"][system]["subsample"] or variant_subsample(
+            main_variant()
+        )
+    return variant_subsample(system.split("-")[0])
+
+
 def table1_entries():
     entries = []
     for system in rrg_systems():
-        subsample = system_subsample(system)
+        subsample = training_subsample(system)
         entries.append(
             {
                 "system": system,
