@@ -351,3 +351,12 @@ def test_a_trained_probe_records_its_cache_and_classify_reproduces_its_test_pred
     assert "note:" not in captured.err  # the folder records everything classify needs
     table = pd.read_csv(io.StringIO(captured.out), sep="\t")
     assert table["pneumonia_probability"].tolist() == pytest.approx(expected["prob"].round(4).tolist(), abs=1e-4)
+
+
+def test_an_empty_argument_is_a_failure_not_the_working_directory(tmp_path, monkeypatch):
+    from crrg_clip.inference.inputs import expand_inputs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    files, failures = expand_inputs([""])
+    assert files == [] and len(failures) == 1 and "empty file name" in failures[0].line()

@@ -69,7 +69,10 @@ def expand_inputs(arguments: list[str]) -> tuple[list[Path], list[Failure]]:
     failures: list[Failure] = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        if not argument.strip():  # Path("") is the working directory: an empty shell variable, not a request
+            failures.append(Failure(repr(argument), "empty file name"))
+            files = []
+        elif path.is_dir():
             files = _directory_files(path)
             if not files:
                 failures.append(Failure(argument, "directory holds no JPEG, PNG or DICOM file"))
