@@ -113,9 +113,10 @@
     writeState(state);
     const shown = sorted(D.entries.filter(matches));
     $("count").textContent = `${shown.length} of ${D.entries.length} reports`;
+    // the reports first (clamped to a few lines; the detail pane shows them whole), then labels and metrics
     const head = el("tr", {}, [el("th", { text: "image" }), el("th", { text: "system" }),
-      ...D.metrics.map((m) => el("th", { text: m })), el("th", { text: "CE (generated / reference)" }),
-      el("th", { text: "generated" }), el("th", { text: "reference" })]);
+      el("th", { text: "generated" }), el("th", { text: "reference" }),
+      el("th", { text: "CE (generated / reference)" }), ...D.metrics.map((m) => el("th", { text: m }))]);
     const body = el("tbody");
     for (const e of shown.slice(0, MAX_ROWS)) {
       const img = D.images[e.id];
@@ -123,10 +124,10 @@
         el("td", {}, [img ? el("img", { class: "thumb", src: img.src, loading: "lazy", alt: e.id }) : "",
                       el("div", { text: e.id })]),
         el("td", { text: D.systems[e.s].label }),
-        ...D.metrics.map((m) => el("td", { text: fmt(e.m[m]) })),
+        el("td", { class: "text" }, [el("div", { class: "clamp", text: e.gen, title: e.gen })]),
+        el("td", { class: "text" }, [el("div", { class: "clamp", text: e.ref, title: e.ref })]),
         el("td", {}, [chips(e)]),
-        el("td", { class: "text", text: e.gen }),
-        el("td", { class: "text", text: e.ref })]);
+        ...D.metrics.map((m) => el("td", { text: fmt(e.m[m]) }))]);
       row.addEventListener("click", () => { state.open = key(e); render(); });
       body.appendChild(row);
     }
