@@ -207,3 +207,21 @@ def test_resume_after_kill_gives_identical_weights(kind, tmp_path, monkeypatch):
     assert reference.keys() == resumed.keys()
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key
+
+
+def test_report_images_resize_once_and_augment_a_copy():
+    import numpy as np
+    import torch
+
+    from crrg_clip.data.region_dataset import AugmentConfig, Normalize
+    from crrg_clip.train.report_baseline import ReportImages
+
+    cache = np.random.default_rng(0).integers(0, 255, size=(3, 32, 32), dtype=np.uint8)
+    images = ReportImages(cache, np.array([2, 0]), size=16, normalize=Normalize(),
+                          augment_cfg=AugmentConfig(), seed=0)
+    first = images.batch([0, 1], epoch=0)
+    kept = images.resized(0).clone()
+    again = images.batch([0, 1], epoch=0)
+    assert torch.equal(first, again)  # the same epoch gives the same augmented batch
+    assert torch.equal(images.resized(0), kept)  # augmentation left the kept resize alone
+    assert not torch.equal(images.batch([0, 1], epoch=1), first)  # other epochs augment anew

@@ -32,11 +32,11 @@ def compare_systems(*, system: str, reference: str, reference_label: str,
     seed means), ``ci_low``/``ci_high`` (paired bootstrap) and ``excludes_zero``."""
     if not metrics:
         raise ValueError("compare_systems needs at least one metric")
-    first = json.loads(Path(metrics_paths[0]).read_text())
+    docs = {str(p): json.loads(Path(p).read_text()) for p in [*metrics_paths, *reference_paths]}
+    first = docs[str(metrics_paths[0])]
     differences = {}
     for metric in metrics:
-        missing = [str(p) for p in [*metrics_paths, *reference_paths]
-                   if metric not in json.loads(Path(p).read_text())["metrics"]]
+        missing = [path for path, doc in docs.items() if metric not in doc["metrics"]]
         if missing:
             raise ValueError(f"metric {metric!r} is not in {', '.join(missing)}")
         diff = paired_difference(metrics_paths, reference_paths, metric)
