@@ -140,22 +140,31 @@ def original_pixel_boxes(dicom_ids: list[str], boxes: np.ndarray, detected: np.n
     """Cache-pixel boxes (I * R, 4) -> original pixels: ``(cache - pad) / scale``, clipped to the
     image where the index has width/height; NaN where not detected or no cache index is given.
     ``dicom_ids`` has one entry per image (I), ``detected`` (I * R,)."""
-    out = np.full(boxes.shape, np.nan, dtype=np.float64)
     if cache_index is None:
-        return out
+        return np.full(boxes.shape, np.nan, dtype=np.float64)
     geometry = cache_index.assign(dicom_id=cache_index["dicom_id"].astype(str)).set_index("dicom_id")
     missing = sorted(set(dicom_ids) - set(geometry.index))
     if missing:
         raise ValueError(f"cache index has no row for {len(missing)} image(s), e.g. {missing[:3]}")
     per_image = geometry.loc[list(dicom_ids)]
-    scale, pad_x, pad_y = (np.repeat(per_image[c].to_numpy(np.float64), NUM_REGIONS) for c in ("scale", "pad_x", "pad_y"))
-    out[:, [0, 2]] = (boxes[:, [0, 2]] - pad_x[:, None]) / scale[:, None]
-    out[:, [1, 3]] = (boxes[:, [1, 3]] - pad_y[:, None]) / scale[:, None]
-    if {"width", "height"} <= set(per_image.columns):
-        width, height = (np.repeat(per_image[c].to_numpy(np.float64), NUM_REGIONS) for c in ("width", "height"))
-        out[:, [0, 2]] = out[:, [0, 2]].clip(0, width[:, None])
-        out[:, [1, 3]] = out[:, [1, 3]].clip(0, height[:, None])
+    per_row = {c: np.repeat(per_image[c].to_numpy(np.float64), NUM_REGIONS)
+               for c in ("scale", "pad_x", "pad_y", "width", "height") if c in per_image.columns}
+    out = cache_to_original(boxes, **per_row)
     out[~detected] = np.nan
+    return out
+
+
+def cache_to_original(boxes: np.ndarray, scale, pad_x, pad_y, width=None, height=None) -> np.ndarray:
+    """Letterboxed cache-pixel boxes (N, 4) -> original pixels, ``(cache - pad) / scale``, clipped to
+    ``width`` / ``height`` when given. Geometry: scalars or one value per box (N,)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    column = lambda v: np.asarray(v, dtype=np.float64).reshape(-1, 1)  # noqa: E731  (N or 1, 1)
+    out = np.empty_like(boxes)
+    out[:, [0, 2]] = (boxes[:, [0, 2]] - column(pad_x)) / column(scale)
+    out[:, [1, 3]] = (boxes[:, [1, 3]] - column(pad_y)) / column(scale)
+    if width is not None and height is not None:
+        out[:, [0, 2]] = np.clip(out[:, [0, 2]], 0, column(width))
+        out[:, [1, 3]] = np.clip(out[:, [1, 3]], 0, column(height))
     return out
 
 

@@ -19,17 +19,14 @@ import numpy as np
 import pandas as pd
 
 from crrg_clip.data.images import Letterbox
+from crrg_clip.generate import cache_to_original
 
 
 def original_boxes(rows: pd.DataFrame, geometry: Letterbox) -> np.ndarray:
     """Cache-pixel ``x1, y1, x2, y2`` (R, 4) -> original pixels, clipped to the image."""
     boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float64)  # (R, 4)
-    out = boxes.copy()
-    out[:, [0, 2]] = (boxes[:, [0, 2]] - geometry.pad_x) / geometry.scale
-    out[:, [1, 3]] = (boxes[:, [1, 3]] - geometry.pad_y) / geometry.scale
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, geometry.width)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, geometry.height)
-    return out
+    return cache_to_original(boxes, geometry.scale, geometry.pad_x, geometry.pad_y,
+                             geometry.width, geometry.height)
 
 
 class CELabeler:
