@@ -99,8 +99,8 @@ def main(argv=None):
     texts = list(dict.fromkeys(texts))
 
     base = dict(num_beams=args.num_beams, do_sample=True, temperature=0.7, max_length=args.max_length, seed=0)
-    batched = bt.GenerationSettings(batch_size=args.batch_size, **base)
-    single = bt.GenerationSettings(batch_size=1, **base)
+    batched = bt.TranslationRequests(batch_size=args.batch_size, **base)
+    single = bt.TranslationRequests(batch_size=1, **base)
     forward = bt.MarianTranslator(en_it, device, batched)
     backward = bt.MarianTranslator(it_en, device, batched)
     bt.back_translate(texts[:4], forward, backward, batched)  # warm-up

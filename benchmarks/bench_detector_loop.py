@@ -28,8 +28,8 @@ import torch
 from crrg_clip.data.region_dataset import AugmentConfig, DetectorData, Normalize, RegionTargets, open_image_cache
 from crrg_clip.models.detector import DetectorConfig, RegionDetector
 from crrg_clip.regions import NUM_REGIONS
-from crrg_clip.train.detector import DETECTOR_LOSS_WEIGHT, DetectorTrainer, Schedule
-from crrg_clip.train.loop import epoch_batches
+from crrg_clip.train.detector import DETECTOR_LOSS_WEIGHT, DetectorTrainer
+from crrg_clip.train.loop import Schedule, epoch_batches
 
 HERE = Path(__file__).resolve().parent
 SIZE = 64

@@ -71,7 +71,8 @@ def timed(fn, iters: int, warmup: int, device) -> float:
 def child(size_name: str, device_name: str, amp: str, batch_size: int, iters: int, warmup: int, threads: int) -> dict:
     from crrg_clip.models.detector import DetectorConfig, RegionDetector
     from crrg_clip.models.selector import RegionSelector, SelectorConfig
-    from crrg_clip.train.detector import DetectorTrainer, Schedule, autocast
+    from crrg_clip.train.detector import DetectorTrainer
+    from crrg_clip.train.loop import Schedule, autocast
     from crrg_clip.train.selector import SelectorData, SelectorTrainer
 
     if threads:
@@ -91,10 +92,10 @@ def child(size_name: str, device_name: str, amp: str, batch_size: int, iters: in
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     model.train()
-    train_s = timed(lambda: trainer.step(images, targets), iters, warmup, device)
+    train_s = timed(lambda: trainer.step((images, targets)), iters, warmup, device)
     train_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
     # the loop before this round read every loss with .item() after each step (a host sync)
-    synced_s = timed(lambda: {k: v.item() for k, v in trainer.step(images, targets).items()}, iters, 1, device)
+    synced_s = timed(lambda: {k: v.item() for k, v in trainer.step((images, targets)).items()}, iters, 1, device)
 
     on_device = images.to(device)
     if channels_last:

@@ -10,7 +10,7 @@ import torch
 from crrg_clip import backtranslate as bt
 from crrg_clip.models import demo_marian as dm
 
-SETTINGS = bt.GenerationSettings(num_beams=2, do_sample=True, temperature=0.7, batch_size=3, max_length=32, seed=0)
+SETTINGS = bt.TranslationRequests(num_beams=2, do_sample=True, temperature=0.7, batch_size=3, max_length=32, seed=0)
 TEXTS = [
     "The heart size is normal.",
     "No pleural effusion or pneumothorax is seen.",
@@ -178,7 +178,7 @@ def test_bad_batch_size_is_refused():
 
 def test_cache_reuse_across_runs_and_sources(tmp_path):
     path = tmp_path / "cache" / "bt.sqlite"
-    beams = bt.GenerationSettings(**{**SETTINGS.__dict__, "do_sample": False})  # deterministic decoding
+    beams = bt.TranslationRequests(**{**SETTINGS.__dict__, "do_sample": False})  # deterministic decoding
     first = bt.back_translate(TEXTS[:4], FakeTranslator(), FakeTranslator(), beams, cache=bt.TranslationCache(path))
     assert first.translated == 4
 
@@ -200,8 +200,8 @@ def test_cache_reuse_across_runs_and_sources(tmp_path):
     other_device = FakeTranslator()
     other_device.runtime = {"device": "cuda:NVIDIA H200", "torch": "x", "transformers": "y"}
     for fwd, settings in ((FakeTranslator("other-model"), beams),
-                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "temperature": 1.0})),
-                          (FakeTranslator(), bt.GenerationSettings(**{**beams.__dict__, "batch_size": 64})),
+                          (FakeTranslator(), bt.TranslationRequests(**{**beams.__dict__, "temperature": 1.0})),
+                          (FakeTranslator(), bt.TranslationRequests(**{**beams.__dict__, "batch_size": 64})),
                           (other_device, beams)):
         bt.back_translate(TEXTS, fwd, FakeTranslator(), settings, cache=bt.TranslationCache(path))
         assert sorted(fwd.seen) == sorted(TEXTS)
@@ -284,7 +284,7 @@ def test_marian_back_translation_is_deterministic_with_a_seed(demo_pair):
     root, _ = demo_pair
 
     def run(seed, max_length=32):
-        settings = bt.GenerationSettings(num_beams=2, do_sample=True, temperature=1.5, batch_size=4,
+        settings = bt.TranslationRequests(num_beams=2, do_sample=True, temperature=1.5, batch_size=4,
                                          max_length=max_length, seed=seed)
         forward = bt.MarianTranslator(str(root / "en_it"), "cpu", settings)
         backward = bt.MarianTranslator(str(root / "it_en"), "cpu", settings)
@@ -302,7 +302,7 @@ def test_marian_translator_flags_truncation(demo_pair):
     """opus-mt (and the demo pair) force </s> at max_length, so every output "has an EOS":
     truncation shows as an output that reaches max_length. forced_eos_token_id stays on."""
     root, _ = demo_pair
-    settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
+    settings = bt.TranslationRequests(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
     translator = bt.MarianTranslator(str(root / "en_it"), "cpu", settings)
     assert translator.model.generation_config.forced_eos_token_id == translator.eos_id
     # an undertrained model keeps going; blocking </s> before the end makes sure it reaches max_length
@@ -325,7 +325,7 @@ def test_reaching_max_length_is_truncation_even_with_a_forced_eos():
 
 def test_marian_translator_records_inputs_cut_by_the_tokenizer(demo_pair):
     root, _ = demo_pair
-    settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
+    settings = bt.TranslationRequests(num_beams=1, do_sample=False, batch_size=4, max_length=8, seed=0)
     translator = bt.MarianTranslator(str(root / "en_it"), "cpu", settings)
     short, long_ = "Mild cardiomegaly.", TEXTS[3]
     n_short, n_long = (len(translator.tokenizer(t)["input_ids"]) for t in (short, long_))
@@ -365,7 +365,7 @@ def test_demo_pair_trained_on_sentences_round_trips_them(tmp_path):
     reports = [" ".join(SENTENCES[i::3]) for i in range(3)]
     dm.build_demo_marian_pair(reports, tmp_path / "en_it", tmp_path / "it_en", vocab_size=200, sizes={},
                               train_steps=400, seed=0, batch_size=32, max_length=64, unit="sentence")
-    settings = bt.GenerationSettings(num_beams=1, do_sample=False, batch_size=32, max_length=64, seed=0)
+    settings = bt.TranslationRequests(num_beams=1, do_sample=False, batch_size=32, max_length=64, seed=0)
     forward = bt.MarianTranslator(str(tmp_path / "en_it"), "cpu", settings)
     backward = bt.MarianTranslator(str(tmp_path / "it_en"), "cpu", settings)
     result = bt.back_translate(SENTENCES, forward, backward, settings)

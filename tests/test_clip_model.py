@@ -3,8 +3,7 @@
 import torch
 import pytest
 
-from crrg_clip.models.clip import (ImageEncoder, build_clip, load_clip, load_clip_image_encoder, save_clip,
-                                   sep_positions)
+from crrg_clip.models.clip import CLIPModel, ImageEncoder, build_clip, load_clip_image_encoder, sep_positions
 from crrg_clip.models.demo_bert import build_demo_bert
 
 CORPUS = [
@@ -99,10 +98,10 @@ def test_sep_pooling_picks_the_sep_token(clip):
 def test_save_and_load_folder(clip, tmp_path):
     model, tok = clip
     model.eval()
-    save_clip(tmp_path / "clip", model, tok, extra={"text_source": "radiologist"})
+    model.save_pretrained(tmp_path / "clip", extra={"text_source": "radiologist"}, tokenizer=tok)
     assert (tmp_path / "clip" / "config.json").exists() and (tmp_path / "clip" / "model.safetensors").exists()
-    loaded, tok2, config = load_clip(tmp_path / "clip")
-    loaded.eval()
+    loaded = CLIPModel.from_pretrained(tmp_path / "clip")
+    tok2, config = loaded.tokenizer, loaded.folder_config
     x = torch.rand(2, 1, 64, 64)
     t = tok2(CORPUS[:2], padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -137,7 +136,24 @@ import pandas as pd  # noqa: E402
 
 from crrg_clip.data.clip_dataset import CLIPViews, build_items, generated_texts, radiologist_texts  # noqa: E402
 from crrg_clip.data.normalize import IMAGENET_MEAN, normalization  # noqa: E402
-from crrg_clip.train.clip import CLIPSettings, cosine_with_warmup, train_clip  # noqa: E402
+from crrg_clip.train.clip import cosine_with_warmup, train_clip as _train_clip  # noqa: E402
+from test_settings import default_settings  # noqa: E402
+
+
+def clip_settings(**values):
+    """The schema's R-CLIP settings (unit image, dataset normalisation) with ``values``."""
+    import dataclasses
+
+    return dataclasses.replace(default_settings("clip"), **values)
+
+
+def train_clip(*, texts_path, backtranslations_path, cache_images, cache_index, out_dir, checkpoint_dir, settings,
+               seed, device, text_source, progress):
+    """Rule train_clip's call on the fixture's files."""
+    inputs = {"texts": texts_path, "backtranslations": backtranslations_path, "cache_images": cache_images,
+              "cache_index": cache_index}
+    return _train_clip(settings, inputs, {"model": out_dir}, device=device, seed=seed, checkpoint_dir=checkpoint_dir,
+                       text_source=text_source, progress=progress)
 
 
 def test_radiologist_and_generated_texts_record_exclusions():
@@ -243,8 +259,8 @@ def test_cosine_schedule_warms_up_then_decays():
 
 def test_train_clip_end_to_end_writes_the_model_folder(tmp_path, bert_dir):
     mimic_fixture(tmp_path)
-    settings = CLIPSettings(image_encoder="resnet18", text_model=str(bert_dir), image_size=32, max_text_tokens=16,
-                            projection_dim=8, epochs=2, batch_size=4, lr=1e-3, warmup_epochs=1)
+    settings = clip_settings(image_encoder="resnet18", text_model=str(bert_dir), image_size=32, max_text_tokens=16,
+                             projection_dim=8, epochs=2, batch_size=4, lr=1e-3, warmup_epochs=1)
     out = tmp_path / "clip"
     result = train_clip(texts_path=tmp_path / "texts.parquet", backtranslations_path=tmp_path / "bt.parquet",
                         cache_images=tmp_path / "images.npy", cache_index=tmp_path / "index.parquet", out_dir=out,
@@ -257,7 +273,7 @@ def test_train_clip_end_to_end_writes_the_model_folder(tmp_path, bert_dir):
     assert {"train_mvs", "train_icl", "train_tcl", "train_loss", "val_loss"} <= set(metrics.columns)
     assert json.loads((out / "run.json").read_text())["n_train"] == 9
     assert result["best_epoch"] == int(metrics["val_loss"].idxmin())
-    model, _, config = load_clip(out)
+    config = CLIPModel.from_pretrained(out).folder_config
     assert config["text_source"] == "radiologist" and config["image_size"] == 32
     assert config["normalize"]["kind"] == "dataset" and config["unit"] == "image"
 
@@ -266,9 +282,9 @@ def test_train_clip_on_studies_with_imagenet_normalisation(tmp_path, bert_dir):
     texts, _, _, _ = mimic_fixture(tmp_path)
     extra = texts[texts["dicom_id"] == "d0_0"].assign(dicom_id="d0_1")  # study 100's lateral gets the text too
     pd.concat([texts, extra], ignore_index=True).to_parquet(tmp_path / "texts.parquet", index=False)
-    settings = CLIPSettings(image_encoder="resnet18", text_model=str(bert_dir), image_size=32, max_text_tokens=16,
-                            projection_dim=8, epochs=1, batch_size=4, lr=1e-3, warmup_epochs=0, unit="study",
-                            normalization="imagenet")
+    settings = clip_settings(image_encoder="resnet18", text_model=str(bert_dir), image_size=32, max_text_tokens=16,
+                             projection_dim=8, epochs=1, batch_size=4, lr=1e-3, warmup_epochs=0, unit="study",
+                             normalization="imagenet")
     out = tmp_path / "clip"
     train_clip(texts_path=tmp_path / "texts.parquet", backtranslations_path=tmp_path / "bt.parquet",
                cache_images=tmp_path / "images.npy", cache_index=tmp_path / "index.parquet", out_dir=out,
@@ -276,7 +292,7 @@ def test_train_clip_on_studies_with_imagenet_normalisation(tmp_path, bert_dir):
                text_source="radiologist", progress=False)
     run = json.loads((out / "run.json").read_text())
     assert run["n_train"] == 9  # 10 training images with texts, 9 studies
-    _, _, config = load_clip(out)
+    config = CLIPModel.from_pretrained(out).folder_config
     assert config["unit"] == "study" and config["normalize"]["mean"] == list(IMAGENET_MEAN)
 
 
@@ -296,3 +312,29 @@ def test_demo_wordpiece_ids_do_not_depend_on_the_process():
               for seed in (1, 2, 3)]
     assert vocabs[0] == vocabs[1] == vocabs[2]
     assert vocabs[0]["[PAD]"] == 0 or min(vocabs[0].values()) == 0
+
+
+def test_from_pretrained_gives_eval_mode_tokenizer_config_and_saved_temperature(bert_dir, tmp_path):
+    from crrg_clip.modelio import KindError
+    from crrg_clip.models.probe import LinearProbe
+
+    torch.manual_seed(0)
+    model, _ = build_clip(image_encoder="resnet18", image_weights=None, text_model=bert_dir, projection_dim=8,
+                          temperature_init=0.07)
+    with torch.no_grad():
+        model.logit_scale.fill_(2.5)  # not the init: the loaded temperature must come from the folder
+    model.eval().save_pretrained(tmp_path / "clip", extra={"text_source": "generated"})  # its own tokenizer
+    loaded = CLIPModel.from_pretrained(tmp_path / "clip")
+    assert type(loaded) is CLIPModel and not any(m.training for m in loaded.modules())
+    assert loaded.logit_scale.item() == 2.5 and loaded.folder_config["text_source"] == "generated"
+    x, t = torch.rand(2, 1, 64, 64), loaded.tokenizer(CORPUS[:2], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(model.encode_image(x), loaded.encode_image(x))
+        assert torch.equal(model.encode_text(t["input_ids"], t["attention_mask"]),
+                           loaded.encode_text(t["input_ids"], t["attention_mask"]))
+    # a folder of another kind: a clear error naming the folder and both kinds
+    LinearProbe(ImageEncoder("resnet18")).save_pretrained(tmp_path / "probe", {"encoder": "random_init"})
+    with pytest.raises(KindError, match=r"probe/config.json: kind 'rsna_probe', expected 'rclip'"):
+        CLIPModel.from_pretrained(tmp_path / "probe")
+    with pytest.raises(KindError, match=r"clip/config.json: kind 'rclip', expected 'rsna_probe'"):
+        LinearProbe.from_pretrained(tmp_path / "clip")

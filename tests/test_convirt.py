@@ -1,16 +1,17 @@
 """ConVIRT: the loss against a naive loop on seeded tensors; the model's heads, max pooling,
 frozen text layers and fixed temperature; the RSNA probe reads its image tower."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from crrg_clip.models.clip import load_clip_image_encoder, save_clip
+from crrg_clip.models.clip import load_clip_image_encoder
 from crrg_clip.models.clip_losses import ConVIRTLoss
 from crrg_clip.models.convirt import build_convirt_training
 from crrg_clip.models.demo_bert import build_demo_bert
-from crrg_clip.train.clip import CLIPSettings
+from test_settings import default_settings
 
 CORPUS = ["The lungs are clear. No pleural effusion.", "Heart size is normal.",
           "Right lower lobe opacity concerning for pneumonia."] * 5
@@ -56,7 +57,8 @@ def bert_dir(tmp_path_factory):
 
 def make(bert_dir, **overrides):
     torch.manual_seed(0)
-    settings = CLIPSettings(image_encoder="resnet18", text_model=str(bert_dir), loss="convirt")
+    settings = dataclasses.replace(default_settings("convirt", init="random_init"), image_encoder="resnet18",
+                                   text_model=str(bert_dir))
     return build_convirt_training(settings, {**CONVIRT, **overrides})
 
 
@@ -89,7 +91,7 @@ def test_model_heads_pooling_freezing_and_temperature(bert_dir, tmp_path):
     assert torch.allclose(out["image"].norm(dim=-1), torch.ones(3), atol=1e-5)
     assert float(criterion(out)["loss"]) > 0
 
-    save_clip(tmp_path / "convirt", model, tokenizer, extra={"loss": "convirt"})
+    model.save_pretrained(tmp_path / "convirt", extra={"loss": "convirt"}, tokenizer=tokenizer)
     encoder = load_clip_image_encoder(tmp_path / "convirt").eval()
     with torch.no_grad():
         torch.testing.assert_close(encoder(images), model.image_encoder(images))
@@ -98,3 +100,23 @@ def test_model_heads_pooling_freezing_and_temperature(bert_dir, tmp_path):
 def test_frozen_layer_count_is_checked(bert_dir):
     with pytest.raises(ValueError, match="only 2 layers"):
         make(bert_dir, frozen_text_layers=6)
+
+
+@pytest.mark.parametrize("hidden_dim", [None, 12])
+def test_convirt_folder_loads_back_as_convirt(bert_dir, tmp_path, hidden_dim):
+    from crrg_clip.models.clip import CLIPModel, ImageEncoder, load_text_encoder
+    from crrg_clip.models.convirt import ConVIRTModel
+
+    torch.manual_seed(0)
+    text_encoder, tokenizer = load_text_encoder(bert_dir)
+    model = ConVIRTModel(ImageEncoder("resnet18"), text_encoder, projection_dim=8, hidden_dim=hidden_dim,
+                         temperature=0.1, sep_token_id=tokenizer.sep_token_id, frozen_text_layers=1).eval()
+    model.save_pretrained(tmp_path / "convirt", extra={"loss": "convirt", "temperature": 0.1}, tokenizer=tokenizer)
+    loaded = CLIPModel.from_pretrained(tmp_path / "convirt")
+    assert isinstance(loaded, ConVIRTModel) and not loaded.training
+    assert loaded.image_projection[0].out_features == (hidden_dim or 512)
+    assert float(1 / loaded.scale()) == pytest.approx(0.1) and not loaded.logit_scale.requires_grad
+    images, batch = torch.randn(3, 1, 32, 32), dict(tokenizer(CORPUS[:3], return_tensors="pt", padding=True))
+    with torch.no_grad():
+        expected, got = model(images, images, batch, batch), loaded(images, images, batch, batch)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)

@@ -14,7 +14,7 @@ from crrg_clip.data.region_dataset import (
     AugmentConfig, DetectorData, Normalize, affine_boxes, affine_image, augment, item_generator,
     load_detector_data, read_region_targets,
 )
-from crrg_clip.models.detector import DetectorConfig, RegionDetector, build_backbone, load_detector, save_detector
+from crrg_clip.models.detector import DetectorConfig, RegionDetector, build_backbone
 from crrg_clip.regions import NUM_REGIONS, REGIONS
 
 SIZE = 64
@@ -28,6 +28,26 @@ def tiny_config(**overrides) -> DetectorConfig:
                   roi_output_size=2)
     values.update(overrides)
     return DetectorConfig(**values)
+
+
+def tiny_settings(epochs: int = 1, **overrides):
+    """DetectorSettings of ``tiny_config(**overrides)``, the schema's other defaults, batches of 4."""
+    import dataclasses
+
+    from crrg_clip.settings import DETECTOR_MODEL_KEYS, Schedule
+    from test_settings import default_settings
+
+    config = tiny_config(**overrides)
+    model = {k: getattr(config, k) for k in (*DETECTOR_MODEL_KEYS, "normalize_mean", "normalize_std")}
+    return dataclasses.replace(default_settings("detector"), model=model,
+                               schedule=Schedule(epochs=epochs, batch_size=4, lr=1e-3))
+
+
+def detector_io(root, out_dir):
+    """The inputs and outputs mappings of rule train_detector for a synthetic cache."""
+    inputs = {"images": root / "images.npy", "index": root / "index.parquet", "regions": root / "regions.parquet",
+              "split": root / "split.parquet"}
+    return inputs, {"config": out_dir / "config.json"}
 
 
 def make_synthetic_cache(root, n_images: int = 12, size: int = SIZE, seed: int = 0, empty_ids=()):
@@ -158,8 +178,8 @@ def test_save_and_load_model_folder(tmp_path):
     model = RegionDetector(tiny_config(detection_min_score=0.0))
     images, targets = batch_for()
     model.train()(images, targets)  # updates batch-norm statistics
-    save_detector(tmp_path / "det", model)
-    loaded = load_detector(tmp_path / "det")
+    model.save_pretrained(tmp_path / "det")
+    loaded = RegionDetector.from_pretrained(tmp_path / "det")
     assert loaded.config == model.config
     a, b = model.predict(images), loaded.predict(images)
     for key in a:
@@ -250,16 +270,13 @@ def test_train_detector_counts_left_out_images_with_ids_in_run_json(tmp_path):
     """Issue 14 item 23: images missing from the cache and images without a valid box, per split."""
     import json
 
-    from crrg_clip.train.detector import Schedule, train_detector
+    from crrg_clip.train.detector import train_detector
 
     root = make_synthetic_cache(tmp_path / "cache", empty_ids=("d001",))
     index = pd.read_parquet(root / "index.parquet")
     index[index["dicom_id"] != "d002"].to_parquet(root / "index.parquet")
-    train_detector(
-        images_path=root / "images.npy", index_path=root / "index.parquet", regions_path=root / "regions.parquet",
-        split_path=root / "split.parquet", out_dir=tmp_path / "det", checkpoint_dir=tmp_path / "ckpt",
-        model_config=tiny_config(), backbone_weights=None, schedule=Schedule(epochs=1, batch_size=4, lr=1e-3),
-        augment_cfg=AugmentConfig(), normalize=Normalize(), device=torch.device("cpu"), seed=0, progress=False)
+    train_detector(tiny_settings(epochs=1), *detector_io(root, tmp_path / "det"), device=torch.device("cpu"), seed=0,
+                   checkpoint_dir=tmp_path / "ckpt", progress=False)
     left_out = json.loads((tmp_path / "det" / "run.json").read_text())["summary"]["left_out"]
     assert left_out["train"] == {"missing_from_cache": {"count": 1, "ids": ["d002"]},
                                  "no_valid_box": {"count": 1, "ids": ["d001"]}}
@@ -267,15 +284,12 @@ def test_train_detector_counts_left_out_images_with_ids_in_run_json(tmp_path):
 
 
 def test_train_detector_writes_model_folder(tmp_path):
-    from crrg_clip.train.detector import Schedule, train_detector
+    from crrg_clip.train.detector import train_detector
 
     root = make_synthetic_cache(tmp_path / "cache")
     out = tmp_path / "rrg" / "detector"
-    summary = train_detector(
-        images_path=root / "images.npy", index_path=root / "index.parquet", regions_path=root / "regions.parquet",
-        split_path=root / "split.parquet", out_dir=out, checkpoint_dir=tmp_path / "ckpt",
-        model_config=tiny_config(), backbone_weights=None, schedule=Schedule(epochs=2, batch_size=4, lr=1e-3),
-        augment_cfg=AugmentConfig(), normalize=Normalize(), device=torch.device("cpu"), seed=0, progress=False)
+    summary = train_detector(tiny_settings(epochs=2), *detector_io(root, out), device=torch.device("cpu"), seed=0,
+                             checkpoint_dir=tmp_path / "ckpt", progress=False)
     for name in ("config.json", "model.safetensors", "metrics.tsv", "loss_curve.png", "run.json"):
         assert (out / name).exists(), name
     metrics = pd.read_csv(out / "metrics.tsv", sep="\t")
@@ -283,7 +297,7 @@ def test_train_detector_writes_model_folder(tmp_path):
     assert {"train_loss", "train_loss_classifier", "val_loss", "lr"} <= set(metrics.columns)
     assert summary["best_val_loss"] == metrics["val_loss"].min()
     assert not (tmp_path / "ckpt" / "last.pt").exists()  # a finished training keeps no resume point
-    load_detector(out)
+    RegionDetector.from_pretrained(out)
 
 
 # --- the top-1-per-region rule (issue 14 items 21 and 24), on hand-built detector outputs ---
@@ -337,8 +351,8 @@ def test_detection_rule_reaches_predict_and_config_json(tmp_path):
     out = model.predict(torch.randn(2, 1, SIZE, SIZE))
     assert out["boxes"].shape == (2, NUM_REGIONS, 4) and out["detected"].dtype == torch.bool
     assert torch.all(out["features"][~out["detected"]] == 0)
-    save_detector(tmp_path / "m", model)
-    assert load_detector(tmp_path / "m").config.detection_rule == "argmax_class"
+    model.save_pretrained(tmp_path / "m")
+    assert RegionDetector.from_pretrained(tmp_path / "m").config.detection_rule == "argmax_class"
     with pytest.raises(ValueError, match="detection_rule"):
         tiny_config(detection_rule="nope")
 
@@ -390,3 +404,17 @@ def test_sharpen_keeps_flat_areas_and_steepens_edges():
     torch.testing.assert_close(out[:, :, 6:], image[:, :, 6:])
     assert out[0, 3, 3] < 0.5 and out[0, 3, 4] > 0.7  # the step overshoots on both sides
     assert torch.equal(sharpen_image(image, 0.0), image)
+
+
+def test_detector_from_pretrained_is_eval_mode_with_its_folder_config(tmp_path):
+    from crrg_clip.modelio import KindError
+    from crrg_clip.models.selector import RegionSelector, SelectorConfig
+
+    torch.manual_seed(0)
+    RegionDetector(tiny_config()).save_pretrained(tmp_path / "det", extra={"image_cache": {"size": 64}})
+    loaded = RegionDetector.from_pretrained(tmp_path / "det")
+    assert not loaded.training and loaded.folder_config["image_cache"] == {"size": 64}
+    assert loaded.config == tiny_config()
+    RegionSelector(SelectorConfig(in_channels=4)).save_pretrained(tmp_path / "sel")
+    with pytest.raises(KindError, match="expected 'rrg_region_detector'"):
+        RegionDetector.from_pretrained(tmp_path / "sel")

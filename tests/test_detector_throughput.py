@@ -10,8 +10,8 @@ import torch
 
 from crrg_clip.data.region_dataset import AugmentConfig, Normalize, load_detector_data
 from crrg_clip.models.detector import RegionDetector
-from crrg_clip.train.detector import DETECTOR_LOSS_WEIGHT, DetectorTrainer, Schedule
-from crrg_clip.train.loop import batch_loader, epoch_batches
+from crrg_clip.train.detector import DETECTOR_LOSS_WEIGHT, DetectorTrainer
+from crrg_clip.train.loop import Schedule, batch_loader, epoch_batches
 from test_detector import make_synthetic_cache, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

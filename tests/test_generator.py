@@ -13,10 +13,11 @@ from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from crrg_clip.generate import PREDICTION_COLUMNS, predict_regions, read_region_features, reports_frame
 from crrg_clip.models.demo_gpt2 import build_demo_gpt2, demo_corpus, save_demo_gpt2
-from crrg_clip.models.generator import (IGNORE_INDEX, LanguageModelLoss, build_generator, collate_targets,
-                                        encode_sentences, load_generator, save_generator)
+from crrg_clip.models.generator import (IGNORE_INDEX, LanguageModelLoss, RegionGenerator, build_generator,
+                                        collate_targets, encode_sentences)
 from crrg_clip.regions import NUM_REGIONS
-from crrg_clip.train.generator import SentenceData, build_sentence_data, train_generator
+from crrg_clip.train.generator import GeneratorTrainer, SentenceData, build_sentence_data
+from crrg_clip.train.loop import Schedule, reset_stale_checkpoint
 
 SENTENCES = [
     "the lungs are clear.", "no pleural effusion or pneumothorax.", "heart size is normal.",
@@ -222,10 +223,10 @@ def test_beam_search_expands_and_reorders_the_prefix_cache(gpt2_dir):
 def test_save_load_round_trip(gpt2_dir, tmp_path):
     generator = make_generator(gpt2_dir)
     features = torch.randn(3, FEATURE_DIM)
-    save_generator(tmp_path / "generator", generator)
+    generator.save_pretrained(tmp_path / "generator")
     assert (tmp_path / "generator" / "gpt2" / "config.json").exists()
     assert json.loads((tmp_path / "generator" / "config.json").read_text())["conditioning"]["feature_dim"] == 8
-    loaded = load_generator(tmp_path / "generator")
+    loaded = RegionGenerator.from_pretrained(tmp_path / "generator")
     assert torch.equal(generator.generate(features, num_beams=2, max_new_tokens=6),
                        loaded.generate(features, num_beams=2, max_new_tokens=6))
 
@@ -263,10 +264,12 @@ def _train_once(gpt2_dir, tmp_path, tag, epochs=2, lr=1e-2):
     data = {name: build_sentence_data(_fake_features(tmp_path, f"{tag}_{name}", ids, k), regions, selector,
                                       generator.tokenizer, max_tokens=24, device=torch.device("cpu"))
             for k, (name, ids) in enumerate((("train", train_ids), ("valid", valid_ids)))}
-    history = train_generator(generator, data["train"], data["valid"], epochs=epochs, batch_size=2, lr=lr,
-                              weight_decay=0.0, factor=0.5, cooldown=0, patience=2, freeze_gpt2=False, seed=0,
-                              device=torch.device("cpu"), checkpoint_dir=tmp_path / f"ckpt_{tag}",
-                              metrics_path=tmp_path / f"metrics_{tag}.tsv", progress=False)
+    schedule = Schedule(epochs=epochs, batch_size=2, lr=lr, weight_decay=0.0, factor=0.5, cooldown=0, patience=2)
+    trainer = GeneratorTrainer(generator, data["train"], data["valid"], schedule, freeze_gpt2=False, seed=0,
+                               device=torch.device("cpu"), progress=False)
+    reset_stale_checkpoint(tmp_path / f"ckpt_{tag}", trainer.fingerprint())  # as train_generator does
+    history = trainer.fit(tmp_path / f"ckpt_{tag}", tmp_path / f"metrics_{tag}.tsv")
+    generator.eval()
     return generator, history, data
 
 
@@ -428,3 +431,17 @@ def test_predictions_mark_fallback_and_give_original_pixel_boxes(gpt2_dir, tmp_p
     assert inside["y1_orig"] == pytest.approx((inside["y1"] - 20) / 0.25, abs=1e-4)
     in_padding = x1[x1["detected"] & (x1["y1"] < 20)]
     assert len(in_padding) and (in_padding["y1_orig"] == 0).all()  # clipped to the image
+
+
+def test_from_pretrained_is_eval_mode_with_its_config_and_checks_the_folder(gpt2_dir, tmp_path):
+    from crrg_clip.modelio import KindError
+    from crrg_clip.models.selector import RegionSelector, SelectorConfig
+
+    make_generator(gpt2_dir).save_pretrained(tmp_path / "generator", extra={"input": "detector_features"})
+    loaded = RegionGenerator.from_pretrained(tmp_path / "generator")
+    assert not any(m.training for m in loaded.modules()) and loaded.tokenizer is not None
+    assert loaded.input_kind == loaded.folder_config["input"] == "detector_features"
+    # generator folders record no kind: a folder that has one is another model's
+    RegionSelector(SelectorConfig(in_channels=4)).save_pretrained(tmp_path / "selector")
+    with pytest.raises(KindError, match=r"selector/config.json: kind 'rrg_region_selector', expected no kind"):
+        RegionGenerator.from_pretrained(tmp_path / "selector")

@@ -21,10 +21,10 @@ from crrg_clip.inference.inputs import expand_inputs, load_letterboxed, output_n
 from crrg_clip.inference.outputs import original_boxes
 from crrg_clip.models.clip import ImageEncoder
 from crrg_clip.models.demo_gpt2 import build_demo_gpt2, save_demo_gpt2
-from crrg_clip.models.detector import DetectorConfig, build_detector, save_detector
-from crrg_clip.models.generator import build_generator, save_generator
-from crrg_clip.models.probe import LinearProbe, save_probe
-from crrg_clip.models.selector import RegionSelector, SelectorConfig, save_selector
+from crrg_clip.models.detector import DetectorConfig, build_detector
+from crrg_clip.models.generator import build_generator
+from crrg_clip.models.probe import LinearProbe
+from crrg_clip.models.selector import RegionSelector, SelectorConfig
 from crrg_clip.regions import NUM_REGIONS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -89,15 +89,15 @@ def _tiny_rrg(root, *, with_cache_record=True, abnormal=True):
                             anchor_ratios=[0.5, 1.0, 2.0], roi_output_size=2, rpn_pre_nms_top_n=50,
                             rpn_post_nms_top_n=50, detection_min_score=0.0)
     extra = {"image_cache": {"size": CACHE, "jpeg_draft": True}} if with_cache_record else {}
-    save_detector(root / "detector", build_detector(config), extra=extra)
+    build_detector(config).save_pretrained(root / "detector", extra=extra)
     selector = RegionSelector(SelectorConfig(in_channels=512, region_feature_dim=8, hidden=[8, 4],
                                              abnormal_classifier=abnormal, selection_threshold=0.0))
-    save_selector(root / "selector", selector)
+    selector.save_pretrained(root / "selector")
     gpt2, tokenizer = build_demo_gpt2(SENTENCES * 4, vocab_size=300, n_layer=1, n_embd=16, n_head=2,
                                       n_positions=32, seed=0)
     save_demo_gpt2(root / "gpt2", gpt2, tokenizer)
     generator = build_generator(str(root / "gpt2"), feature_dim=8, hidden_dim=8)
-    save_generator(root / "generator", generator, extra={"max_sentence_tokens": 6})
+    generator.save_pretrained(root / "generator", extra={"max_sentence_tokens": 6})
     (root / "reports_test.run.json").write_text(json.dumps({"settings": {
         "num_beams": 1, "max_new_tokens": 6, "similarity": "token_f1", "threshold": 0.9}}))
     return root
@@ -113,8 +113,8 @@ def probe_folder(tmp_path_factory):
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("probe") / "seed0"
     probe = LinearProbe(ImageEncoder("resnet18"))
-    save_probe(folder, probe, {"encoder": "random_init", "image_size": 32,
-                               "normalize": {"mean": 0.471, "std": 0.302}, "image_cache": {"size": 48}})
+    probe.save_pretrained(folder, {"encoder": "random_init", "image_size": 32,
+                                   "normalize": {"mean": 0.471, "std": 0.302}, "image_cache": {"size": 48}})
     return folder
 
 
@@ -287,19 +287,18 @@ IMAGENET = {"kind": "imagenet", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.
 @pytest.mark.parametrize("normalize", [None, IMAGENET], ids=["grey", "imagenet"])
 def test_classify_matches_the_probe_on_its_cache_view(images, probe_folder, tmp_path, capsys, normalize):
     """The probability is the probe's on the cache row of that image (eval view, stored normalisation)."""
-    from crrg_clip.models.probe import load_probe
     from crrg_clip.train.probe import eval_view
 
     folder = probe_folder
     if normalize:  # the same probe, stored as trained with per-channel ImageNet normalisation
         folder = tmp_path / "probe_rgb"
-        probe, config = load_probe(probe_folder)
-        save_probe(folder, probe, {**{k: v for k, v in config.items() if k not in ("kind", "image_encoder",
-                                                                                  "feature_dim")},
-                                   "normalize": normalize})
+        probe = LinearProbe.from_pretrained(probe_folder)
+        probe.save_pretrained(folder, {**{k: v for k, v in probe.folder_config.items()
+                                          if k not in ("kind", "image_encoder", "feature_dim")},
+                                       "normalize": normalize})
     build_cache([images / "scanner.dcm"], tmp_path / "rsna.npy", 48, kind="dicom")
     row = np.load(tmp_path / "rsna.npy")[0]
-    probe, _ = load_probe(folder)
+    probe = LinearProbe.from_pretrained(folder)
     view = eval_view(row, 32)  # (1, 32, 32)
     if normalize:
         mean, std = torch.tensor(IMAGENET["mean"]).view(3, 1, 1), torch.tensor(IMAGENET["std"]).view(3, 1, 1)
@@ -326,7 +325,10 @@ def test_help_documents_both_commands():
 def test_a_trained_probe_records_its_cache_and_classify_reproduces_its_test_predictions(tmp_path, capsys):
     """train_probe (one epoch) -> config.json image_cache.size; the test images, written as
     lossless PNGs of the cache rows, get exactly the probabilities of predictions_test."""
-    from crrg_clip.train.probe import ProbeSettings, train_probe
+    import dataclasses
+
+    from crrg_clip.train.probe import train_probe
+    from test_settings import default_settings
 
     rng = np.random.default_rng(0)
     n, size = 12, 40
@@ -337,10 +339,10 @@ def test_a_trained_probe_records_its_cache_and_classify_reproduces_its_test_pred
     np.save(tmp_path / "images.npy", images)
     index.to_parquet(tmp_path / "index.parquet", index=False)
     out = tmp_path / "probe"
-    train_probe(cache_images=tmp_path / "images.npy", cache_index=tmp_path / "index.parquet",
-                encoder_kind="random_init", out_dir=out, checkpoint_dir=tmp_path / "ckpt",
-                settings=ProbeSettings(epochs=1, batch_size=4, image_size=32), arch="resnet18",
-                normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"), progress=False)
+    settings = dataclasses.replace(default_settings("probe"), epochs=1, batch_size=4, image_size=32, arch="resnet18")
+    train_probe(settings, {"cache_images": tmp_path / "images.npy", "cache_index": tmp_path / "index.parquet"},
+                {"predictions": out / "predictions_test.parquet"}, encoder="random_init", device=torch.device("cpu"),
+                seed=0, checkpoint_dir=tmp_path / "ckpt", progress=False)
     assert json.loads((out / "config.json").read_text())["image_cache"] == {"size": size}
     expected = pd.read_parquet(out / "predictions_test.parquet")
     for pid in expected["patientId"]:

@@ -1,6 +1,7 @@
 """RSNA linear probe: frozen encoder in eval mode, tiny subsets still train, model selection."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,8 +9,25 @@ import pytest
 import torch
 
 from crrg_clip.models.clip import ImageEncoder
-from crrg_clip.models.probe import LinearProbe, build_encoder, load_probe
-from crrg_clip.train.probe import ProbeSettings, crop_box, eval_view, train_probe, train_view
+from crrg_clip.models.probe import LinearProbe, build_encoder
+from crrg_clip.train.probe import crop_box, eval_view, train_probe as _train_probe, train_view
+from test_settings import default_settings
+
+
+def probe_settings(**values):
+    """The schema's probe settings on a ResNet-18 (dataset normalisation 0.471 / 0.302)."""
+    import dataclasses
+
+    return dataclasses.replace(default_settings("probe"), arch="resnet18", **values)
+
+
+def train_probe(*, cache_images, cache_index, encoder_kind, out_dir, checkpoint_dir, settings, device, seed=0,
+                progress=False, **io):
+    """Rule train_probe's call on a cache and an output folder."""
+    inputs = {"cache_images": cache_images, "cache_index": cache_index, **io}
+    return _train_probe(settings, inputs, {"predictions": Path(out_dir) / "predictions_test.parquet"},
+                        encoder=encoder_kind, device=device, seed=seed, checkpoint_dir=checkpoint_dir,
+                        progress=progress)
 
 
 def rsna_cache(tmp_path, n=30, size=48, n_train_subset=3, seed=0):
@@ -52,12 +70,11 @@ def test_encoder_stays_frozen_and_in_eval_mode_after_training_steps():
 
 def test_three_images_with_batch_32_train_every_epoch_and_write_outputs(tmp_path):
     images, index = rsna_cache(tmp_path, n_train_subset=3)
-    settings = ProbeSettings(epochs=3, batch_size=32, lr=1e-2, image_size=32)
+    settings = probe_settings(epochs=3, batch_size=32, lr=1e-2, image_size=32)
     out = tmp_path / "probe"
     result = train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
-                         checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
-                         normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"),
-                         progress=False)
+                         checkpoint_dir=tmp_path / "ckpt", settings=settings,
+                         seed=0, device=torch.device("cpu"), progress=False)
     metrics = pd.read_csv(out / "metrics.tsv", sep="\t")
     assert len(metrics) == 3 and metrics["train_loss"].notna().all()
     assert metrics["train_loss"].gt(0).all()
@@ -68,7 +85,7 @@ def test_three_images_with_batch_32_train_every_epoch_and_write_outputs(tmp_path
     assert result["best_epoch"] == int(metrics["val_loss"].idxmin())
     config = json.loads((out / "config.json").read_text())
     assert config["best_epoch"] == result["best_epoch"]
-    probe, _ = load_probe(out)
+    probe = LinearProbe.from_pretrained(out)
     x = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in range(22, 30)])
     assert np.allclose(probe.predict_proba(x).numpy(), predictions["prob"].to_numpy(), atol=1e-5)
     assert json.loads((out / "run.json").read_text())["n_train"] == 3
@@ -76,11 +93,10 @@ def test_three_images_with_batch_32_train_every_epoch_and_write_outputs(tmp_path
 
 def test_probe_learns_a_separable_signal(tmp_path):
     images, index = rsna_cache(tmp_path, n=64, n_train_subset=32)
-    settings = ProbeSettings(epochs=6, batch_size=8, lr=5e-2, image_size=32)
+    settings = probe_settings(epochs=6, batch_size=8, lr=5e-2, image_size=32)
     result = train_probe(cache_images=images, cache_index=index, encoder_kind="random_init",
                          out_dir=tmp_path / "p", checkpoint_dir=tmp_path / "c", settings=settings,
-                         arch="resnet18", normalize={"mean": 0.471, "std": 0.302}, seed=0,
-                         device=torch.device("cpu"), progress=False)
+                         seed=0, device=torch.device("cpu"), progress=False)
     assert result["test_auc"] > 0.75
 
 
@@ -125,12 +141,12 @@ def test_standardised_head_is_a_linear_function_of_the_raw_features():
 
 def test_standardize_setting_stores_training_statistics_in_the_model_folder(tmp_path):
     images, index = rsna_cache(tmp_path, n=40, n_train_subset=12)
-    settings = ProbeSettings(epochs=2, batch_size=8, lr=1e-2, image_size=32, standardize=True)
+    settings = probe_settings(epochs=2, batch_size=8, lr=1e-2, image_size=32, standardize=True)
     out = tmp_path / "probe"
     train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
-                checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
-                normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"), progress=False)
-    probe, _ = load_probe(out)
+                checkpoint_dir=tmp_path / "ckpt", settings=settings,
+                seed=0, device=torch.device("cpu"), progress=False)
+    probe = LinearProbe.from_pretrained(out)
     train_rows = pd.read_parquet(index).query("split == 'train' and in_train_subset")["row"]
     x = torch.stack([(eval_view(np.load(images)[i], 32) - 0.471) / 0.302 for i in train_rows])
     features = probe.features(x)
@@ -148,7 +164,7 @@ def test_probe_optimizer_follows_the_schedule_setting():
     from crrg_clip.train.probe import head_optimizer
 
     head = torch.nn.Linear(4, 1)
-    optimizer, scheduler = head_optimizer(head, ProbeSettings(lr=1.0, weight_decay=1e-4, schedule="cosine",
+    optimizer, scheduler = head_optimizer(head, probe_settings(lr=1.0, weight_decay=1e-4, schedule="cosine",
                                                               warmup_epochs=1, epochs=5), steps_per_epoch=4)
     assert all(group["weight_decay"] == pytest.approx(1e-4) for group in optimizer.param_groups)
     lrs = []
@@ -158,18 +174,18 @@ def test_probe_optimizer_follows_the_schedule_setting():
         scheduler.step()
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # one warm-up epoch of 4 steps
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.05  # cosine to 0
-    optimizer, scheduler = head_optimizer(head, ProbeSettings(lr=0.5), steps_per_epoch=4)
+    optimizer, scheduler = head_optimizer(head, probe_settings(lr=0.5), steps_per_epoch=4)
     assert scheduler is None and optimizer.param_groups[0]["weight_decay"] == 0.0
 
 
 def test_cosine_probe_records_a_decaying_lr(tmp_path):
     images, index = rsna_cache(tmp_path, n=40, n_train_subset=12)
-    settings = ProbeSettings(epochs=4, batch_size=4, lr=1e-2, image_size=32, schedule="cosine", warmup_epochs=1,
+    settings = probe_settings(epochs=4, batch_size=4, lr=1e-2, image_size=32, schedule="cosine", warmup_epochs=1,
                              weight_decay=1e-4)
     out = tmp_path / "probe"
     train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out,
-                checkpoint_dir=tmp_path / "ckpt", settings=settings, arch="resnet18",
-                normalize={"mean": 0.471, "std": 0.302}, seed=0, device=torch.device("cpu"), progress=False)
+                checkpoint_dir=tmp_path / "ckpt", settings=settings,
+                seed=0, device=torch.device("cpu"), progress=False)
     lr = pd.read_csv(out / "metrics.tsv", sep="\t")["lr"].tolist()
     assert lr[0] == pytest.approx(1e-2) and lr[1] > lr[2] > lr[3] and lr[3] < 1e-3
 
@@ -207,13 +223,23 @@ def test_imagenet_normalisation_gives_rgb_inputs_with_imagenet_statistics(tmp_pa
     images, index = rsna_cache(tmp_path, n=20, n_train_subset=4)
     out_dir = tmp_path / "probe"
     train_probe(cache_images=images, cache_index=index, encoder_kind="random_init", out_dir=out_dir,
-                checkpoint_dir=tmp_path / "ckpt", settings=ProbeSettings(epochs=1, image_size=32), arch="resnet18",
-                normalize={"mean": 0.471, "std": 0.302}, normalization="imagenet", seed=0,
+                checkpoint_dir=tmp_path / "ckpt", settings=probe_settings(epochs=1, image_size=32, normalization="imagenet"), seed=0,
                 device=torch.device("cpu"), progress=False)
     config = json.loads((out_dir / "config.json").read_text())
     assert config["normalize"] == {"kind": "imagenet", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    probe, _ = load_probe(out_dir)
+    probe = LinearProbe.from_pretrained(out_dir)
     test_rows = pd.read_parquet(index).query("split == 'test'")["row"]
     x = torch.stack([normalization("imagenet")(eval_view(np.load(images)[i], 32)) for i in test_rows])
     predictions = pd.read_parquet(out_dir / "predictions_test.parquet")
     assert np.allclose(probe.predict_proba(x).numpy(), predictions["prob"].to_numpy(), atol=1e-5)
+
+
+def test_probe_from_pretrained_is_the_saved_probe_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    probe = LinearProbe(ImageEncoder("resnet18"))
+    probe.set_feature_statistics(torch.randn(16, 512) * 2 + 1)
+    probe.save_pretrained(tmp_path / "probe", {"image_size": 32, "normalize": {"mean": 0.5, "std": 0.25}})
+    loaded = LinearProbe.from_pretrained(tmp_path / "probe")
+    assert not any(m.training for m in loaded.modules()) and loaded.folder_config["image_size"] == 32
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.equal(loaded.predict_proba(x), probe.eval().predict_proba(x))

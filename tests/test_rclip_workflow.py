@@ -32,10 +32,14 @@ def python_part(text):
 
 
 def helpers(config, **names):
-    """The input functions of helpers/rclip.smk and helpers/evaluate.smk for ``config``."""
-    namespace = {"config": config, "SEEDS": config["seeds"], "WorkflowError": RuntimeError, **names}
-    for name in ("rclip.smk", "evaluate.smk"):
-        exec(compile(python_part((ROOT / "workflow/rules/helpers" / name).read_text()), name, "exec"), namespace)
+    """The param functions of helpers/params.smk for ``config`` (with common.smk's section names)."""
+    from crrg_clip.systems import Systems
+
+    namespace = {"config": config, "SEEDS": config["seeds"], "RCLIP": config["rclip"], "DATA": config["data"],
+                 "EVAL": config["evaluation"], "RRG": config["rrg"], "SYSTEMS": Systems(config), "Path": Path,
+                 "WorkflowError": RuntimeError, **names}
+    name = "params.smk"
+    exec(compile(python_part((ROOT / "workflow/rules/helpers" / name).read_text()), name, "exec"), namespace)
     return namespace
 
 

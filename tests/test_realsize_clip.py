@@ -7,7 +7,7 @@ then one training step runs on CPU with the R-CLIP loss.
 import pytest
 import torch
 
-from crrg_clip.models.clip import build_clip, load_clip, save_clip
+from crrg_clip.models.clip import CLIPModel, build_clip
 from crrg_clip.models.clip_losses import RCLIPLoss
 from crrg_clip.models.demo_bert import tokenizer_from_vocab
 from crrg_clip.train.clip import param_groups
@@ -61,10 +61,9 @@ def test_real_size_dimensions_one_step_and_reload(bert_base_dir, tmp_path):
     assert torch.isfinite(losses["loss"]) and not torch.equal(before, model.text_projection.weight)
 
     model.eval()
-    save_clip(tmp_path / "clip", model, tok)
-    loaded, tok2, config = load_clip(tmp_path / "clip")
-    loaded.eval()
-    assert config["text_config"]["vocab_size"] == 28996
+    model.save_pretrained(tmp_path / "clip", tokenizer=tok)
+    loaded = CLIPModel.from_pretrained(tmp_path / "clip")
+    assert loaded.folder_config["text_config"]["vocab_size"] == 28996
     with torch.no_grad():
         assert torch.allclose(model.encode_text(**t1), loaded.encode_text(**t1), atol=1e-5)
         assert torch.allclose(model.encode_image(x1[:1]), loaded.encode_image(x1[:1]), atol=1e-5)

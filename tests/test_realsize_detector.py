@@ -4,7 +4,7 @@ trains one step, predicts, and survives a save / load as a model folder (CPU, ra
 import pytest
 import torch
 
-from crrg_clip.models.detector import DetectorConfig, RegionDetector, load_detector, save_detector
+from crrg_clip.models.detector import DetectorConfig, RegionDetector
 from crrg_clip.regions import NUM_REGIONS
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,8 @@ def test_realsize_detector_step_predict_and_reload(tmp_path):
     assert out["boxes"].shape == (1, NUM_REGIONS, 4)
     assert ((out["boxes"] >= 0) & (out["boxes"] <= 512)).all()
 
-    save_detector(tmp_path / "detector", model)
-    reloaded = load_detector(tmp_path / "detector")
+    model.save_pretrained(tmp_path / "detector")
+    reloaded = RegionDetector.from_pretrained(tmp_path / "detector")
     again = reloaded.predict(images)
     for key in out:
         torch.testing.assert_close(again[key], out[key])

@@ -8,8 +8,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from crrg_clip.models.demo_gpt2 import train_tokenizer
 from crrg_clip.models.generator import (ConditioningConfig, LanguageModelLoss, PseudoSelfAttentionConditioning,
-                                        RegionGenerator, collate_targets, encode_sentences, load_generator,
-                                        save_generator)
+                                        RegionGenerator, collate_targets, encode_sentences)
 
 pytestmark = pytest.mark.slow
 
@@ -46,8 +45,8 @@ def test_gpt2_medium_round_trip_train_step_and_generate(tmp_path):
 
     # save_pretrained / from_pretrained round trip of the whole generator, then one beam generation
     generator.eval()
-    save_generator(tmp_path / "generator", generator)
-    loaded = load_generator(tmp_path / "generator")
+    generator.save_pretrained(tmp_path / "generator")
+    loaded = RegionGenerator.from_pretrained(tmp_path / "generator")
     one = features[:1]
     assert torch.equal(generator.generate(one, num_beams=2, max_new_tokens=3),
                        loaded.generate(one, num_beams=2, max_new_tokens=3))

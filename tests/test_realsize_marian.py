@@ -74,7 +74,7 @@ def test_opus_mt_size_marian_round_trip_step_and_translation(tmp_path):
 
     # one translation through the same code path the workflow uses
     loaded.eval()
-    settings = bt.GenerationSettings(num_beams=2, do_sample=True, temperature=0.7, batch_size=2, max_length=12, seed=0)
+    settings = bt.TranslationRequests(num_beams=2, do_sample=True, temperature=0.7, batch_size=2, max_length=12, seed=0)
     translator = bt.MarianTranslator(str(tmp_path), "cpu", settings)
     out = translator.translate_batch(SENTENCES[:2])
     assert len(out) == 2 and all(isinstance(t.text, str) for t in out)

@@ -12,8 +12,9 @@ from crrg_clip.models.beam_search import beam_search, greedy_decode
 from crrg_clip.models.generator import LanguageModelLoss, collate_targets
 from crrg_clip.models.report_vocab import WordVocab, detokenize, tokenize
 from crrg_clip.models.show_tell import ShowTell, ShowTellConfig
-from crrg_clip.train.report_baseline import (BaselineSettings, fit_baseline, load_baseline, load_split,
-                                             run_generate_report_baseline, train_report_baseline)
+from crrg_clip.train.report_baseline import (ReportBaselineTrainer, load_baseline, load_split,
+                                             generate_baseline_reports, train_report_baseline)
+from test_settings import default_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -142,24 +143,27 @@ def make_report_data(root, n=12, size=64):
 
 
 def settings(kind, epochs=3):
-    return BaselineSettings(model=kind, backbone="resnet18", image_size=32, grid=2, embed_dim=16, hidden_dim=24,
-                            attention_dim=12, dropout=0.0, vocab_min_count=1, max_length=10, epochs=epochs,
-                            batch_size=4, lr=3e-3, grad_clip=0.1, beam_size=2,
-                            augment={"brightness": 0.1, "contrast": 0.1, "noise_std": 0.02,
-                                     "translate_fraction": 0.02, "rotate_degrees": 2.0})
+    import dataclasses
+
+    return dataclasses.replace(default_settings("report_baseline", baseline=kind), backbone="resnet18",
+                               image_size=32, grid=2, embed_dim=16, hidden_dim=24, attention_dim=12, dropout=0.0,
+                               vocab_min_count=1, max_length=10, epochs=epochs, batch_size=4, lr=3e-3,
+                               grad_clip=0.1, beam_size=2)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_trainer_writes_folder_and_reports(kind, tmp_path):
     paths = make_report_data(tmp_path / "data")
-    summary = train_report_baseline(**paths, out_dir=tmp_path / "model", checkpoint_dir=tmp_path / "ckpt",
-                                    settings=settings(kind, epochs=4), seed=0, device=torch.device("cpu"))
+    inputs = {"images": paths["images_path"], "split": paths["split_path"], "cache_images": paths["cache_images"],
+              "cache_index": paths["cache_index"]}
+    summary = train_report_baseline(settings(kind, epochs=4), inputs, {"model": tmp_path / "model"},
+                                    device=torch.device("cpu"), seed=0, checkpoint_dir=tmp_path / "ckpt")
     assert summary["last_train_loss"] < summary["first_train_loss"]
     assert {"config.json", "model.safetensors", "vocab.json", "metrics.tsv", "loss_curve.png", "run.json"} <= {
         p.name for p in (tmp_path / "model").iterdir()}
     assert not (tmp_path / "ckpt" / "last.pt").exists()
-    frame = run_generate_report_baseline(model_dir=tmp_path / "model", **paths, reports_out=tmp_path / "r.parquet",
-                                         device=torch.device("cpu"))
+    frame = generate_baseline_reports(settings(kind, epochs=4), {**inputs, "model": tmp_path / "model"},
+                                      {"reports": tmp_path / "r.parquet"}, device=torch.device("cpu"), batch_size=32)
     assert list(frame.columns) == ["dicom_id", "report", "reference"]
     assert frame["dicom_id"].tolist() == ["d010", "d011"]
     assert pd.read_parquet(tmp_path / "r.parquet").equals(frame)
@@ -170,32 +174,29 @@ class Killed(RuntimeError):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_resume_after_kill_gives_identical_weights(kind, tmp_path, monkeypatch):
-    import crrg_clip.train.report_baseline as trainer
-
+def test_resume_after_kill_gives_identical_weights(kind, tmp_path):
     paths = make_report_data(tmp_path / "data")
     frames = {k: pd.read_parquet(paths[k]) for k in ("images_path", "split_path")}
     cache = np.load(paths["cache_images"], mmap_mode="r")
+    s = settings(kind)
     common = dict(images_table=frames["images_path"], splits=frames["split_path"], cache=cache,
-                  index_path=paths["cache_index"], settings=settings(kind), seed=0)
-    train, valid = load_split(split="train", train=True, **common), load_split(split="valid", train=False, **common)
+                  index_path=paths["cache_index"], image_size=s.image_size, normalize=s.normalize, seed=0)
+    train, valid = load_split(split="train", augment=s.augment, **common), load_split(split="valid", augment=None, **common)
     vocab = WordVocab.build(train.reports, 1)
-    real_fit = trainer.fit
 
     def run(ckpt, metrics, kill_after=None):
         torch.manual_seed(0)
         model = tiny(kind, vocab_size=len(vocab), dropout=0.5)
+        trainer = ReportBaselineTrainer(model, vocab, train, valid, s, device=torch.device("cpu"), seed=0)
+        train_epoch = trainer.train_epoch
 
-        def fit(*args, train_epoch, **kwargs):
-            def wrapped(epoch):
-                if kill_after is not None and epoch > kill_after:
-                    raise Killed(epoch)
-                return train_epoch(epoch)
-            return real_fit(*args, train_epoch=wrapped, **kwargs)
+        def wrapped(epoch):
+            if kill_after is not None and epoch > kill_after:
+                raise Killed(epoch)
+            return train_epoch(epoch)
 
-        monkeypatch.setattr(trainer, "fit", fit)
-        fit_baseline(model, vocab, train, valid, settings(kind), seed=0, device=torch.device("cpu"),
-                     checkpoint_dir=ckpt, metrics_path=metrics)
+        trainer.train_epoch = wrapped
+        trainer.fit(ckpt, metrics)
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     reference = run(tmp_path / "ref", tmp_path / "ref.tsv")

@@ -7,7 +7,8 @@ import torch
 from crrg_clip.data.region_dataset import AugmentConfig, Normalize, load_detector_data
 from crrg_clip.models.detector import RegionDetector
 from crrg_clip.runtime import seed_everything
-from crrg_clip.train.detector import DetectorTrainer, Schedule
+from crrg_clip.train.detector import DetectorTrainer
+from crrg_clip.train.loop import Schedule
 from crrg_clip.train.selector import SelectorTrainer
 
 from test_detector import make_synthetic_cache, tiny_config

@@ -106,3 +106,19 @@ def test_pool_matches_serial(tmp_path: Path):
     serial, _ = parse_scene_graph_files(files, {}, workers=1)
     pooled, _ = parse_scene_graph_files(files, {}, workers=2, chunksize=4)
     assert serial.equals(pooled)
+
+
+def test_gather_shards_sorts_and_refuses_an_image_in_two_shards(tmp_path):
+    import pandas as pd
+
+    from crrg_clip.data.scene_graphs import gather_shards
+
+    a = pd.DataFrame({"dicom_id": ["b", "a"], "region_index": [0, 1]})
+    b = pd.DataFrame({"dicom_id": ["a"], "region_index": [0]})
+    for name, frame in (("a", a), ("b", b)):
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    out = gather_shards([tmp_path / "a.parquet", tmp_path / "b.parquet"])
+    assert list(zip(out["dicom_id"], out["region_index"])) == [("a", 0), ("a", 1), ("b", 0)]
+    b.to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(ValueError, match="occurs in two shards"):
+        gather_shards([tmp_path / "b.parquet", tmp_path / "dup.parquet"])

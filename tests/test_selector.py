@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from crrg_clip.models.selector import (
-    LOSS_WEIGHTS, RegionSelector, SelectorConfig, load_selector, masked_bce, save_selector, total_loss,
+    LOSS_WEIGHTS, RegionSelector, SelectorConfig, masked_bce, total_loss,
 )
 from crrg_clip.region_features import load_region_features, save_region_features
 from crrg_clip.regions import NUM_REGIONS
-from crrg_clip.train.detector import Schedule
+from crrg_clip.train.loop import Schedule
 from crrg_clip.train.selector import SelectorData, SelectorTrainer, selection_metrics
 
 R = NUM_REGIONS
@@ -82,16 +82,16 @@ def test_select_rule_threshold_and_detected():
 
 def test_selector_folder_roundtrip(tmp_path):
     model = make_selector()
-    save_selector(tmp_path / "sel", model, extra={"best_epoch": 3})
+    model.save_pretrained(tmp_path / "sel", extra={"best_epoch": 3})
     config = json.loads((tmp_path / "sel" / "config.json").read_text())
     assert config["kind"] == "rrg_region_selector" and config["best_epoch"] == 3
-    loaded = load_selector(tmp_path / "sel")
+    loaded = RegionSelector.from_pretrained(tmp_path / "sel")
     feats = torch.randn(1, R, 16)
     torch.testing.assert_close(loaded.project(feats), model.project(feats))
     assert not loaded.training
     with pytest.raises(ValueError, match="kind"):
         (tmp_path / "sel" / "config.json").write_text(json.dumps({**config, "kind": "other"}))
-        load_selector(tmp_path / "sel")
+        RegionSelector.from_pretrained(tmp_path / "sel")
 
 
 def test_region_feature_files_roundtrip(tmp_path):
@@ -137,10 +137,13 @@ def test_selector_learns_a_separable_rule(tmp_path):
 
 def test_detector_features_selector_chain(tmp_path):
     """train_detector -> extract -> train_selector on a tiny synthetic cache, as the rules run them."""
-    from test_detector import make_synthetic_cache, tiny_config
+    import dataclasses
 
-    from crrg_clip.data.region_dataset import AugmentConfig, Normalize, load_detector_data
-    from crrg_clip.models.detector import load_detector
+    from test_detector import detector_io, make_synthetic_cache, tiny_settings
+    from test_settings import default_settings
+
+    from crrg_clip.data.region_dataset import Normalize, load_detector_data
+    from crrg_clip.models.detector import RegionDetector
     from crrg_clip.region_features import extract_region_features
     from crrg_clip.train.detector import train_detector
     from crrg_clip.train.selector import train_selector
@@ -149,22 +152,22 @@ def test_detector_features_selector_chain(tmp_path):
     paths = dict(images_path=root / "images.npy", index_path=root / "index.parquet",
                  regions_path=root / "regions.parquet", split_path=root / "split.parquet")
     cpu = torch.device("cpu")
-    train_detector(**paths, out_dir=tmp_path / "det", checkpoint_dir=tmp_path / "ck_det",
-                   model_config=tiny_config(detection_min_score=0.0), backbone_weights=None,
-                   schedule=Schedule(epochs=1, batch_size=4, lr=1e-3), augment_cfg=AugmentConfig(),
-                   normalize=Normalize(), device=cpu, seed=0, progress=False)
-    detector = load_detector(tmp_path / "det")
+    train_detector(tiny_settings(epochs=1, detection_min_score=0.0), *detector_io(root, tmp_path / "det"),
+                   device=cpu, seed=0, checkpoint_dir=tmp_path / "ck_det", progress=False)
+    detector = RegionDetector.from_pretrained(tmp_path / "det")
     for split in ("train", "valid"):
         data = load_detector_data(**paths, split=split, normalize=Normalize())
         tensors = extract_region_features(detector, data, batch_size=3, device=cpu, progress=False)
         assert tensors["features"].shape == (len(data), R, 512)
         save_region_features(tmp_path / f"{split}.safetensors", tmp_path / f"{split}.parquet", tensors,
                              data.dicom_ids, data.rows)
-    summary = train_selector(train_features=tmp_path / "train.safetensors", valid_features=tmp_path / "valid.safetensors",
-                             regions_path=root / "regions.parquet", out_dir=tmp_path / "sel",
-                             checkpoint_dir=tmp_path / "ck_sel", region_feature_dim=8, abnormal_classifier=True,
-                             selection_pos_weight=2.0, abnormal_pos_weight=6.0, selection_threshold=-1.0,
-                             schedule=Schedule(epochs=2, batch_size=4, lr=1e-3), device=cpu, seed=0, progress=False)
+    settings = dataclasses.replace(default_settings("selector"), region_feature_dim=8, selection_pos_weight=2.0,
+                                   abnormal_pos_weight=6.0, selection_threshold=-1.0,
+                                   schedule=Schedule(epochs=2, batch_size=4, lr=1e-3))
+    inputs = {"train": tmp_path / "train.safetensors", "valid": tmp_path / "valid.safetensors",
+              "regions": root / "regions.parquet", "detector": tmp_path / "det" / "config.json"}
+    summary = train_selector(settings, inputs, {"config": tmp_path / "sel" / "config.json"}, device=cpu, seed=0,
+                             checkpoint_dir=tmp_path / "ck_sel", progress=False)
     for name in ("config.json", "model.safetensors", "metrics.tsv", "loss_curve.png", "run.json"):
         assert (tmp_path / "sel" / name).exists(), name
     assert {"precision", "recall"} <= set(summary["valid_selection"])
@@ -173,7 +176,7 @@ def test_detector_features_selector_chain(tmp_path):
     assert set(recorded) == {"train", "valid"}
     assert set(recorded["train"]) == {"images_without_region_rows", "images_without_sentences",
                                       "blank_phrases_flagged_has_sentence"}
-    selector = load_selector(tmp_path / "sel")
+    selector = RegionSelector.from_pretrained(tmp_path / "sel")
     feats, _ = load_region_features(tmp_path / "valid.safetensors")
     assert selector.project(feats["features"]).shape == (2, R, 8)
 
@@ -206,3 +209,10 @@ def test_sentence_label_notes_count_images_without_sentences_and_blank_phrases(t
     assert notes["images_without_region_rows"] == {"count": 1, "ids": ["d004"]}
     assert notes["images_without_sentences"] == {"count": 1, "ids": ["d001"]}  # d002 still has region 2
     assert notes["blank_phrases_flagged_has_sentence"] == {"count": 1, "ids": ["d002/0"]}
+
+
+def test_selector_from_pretrained_attaches_the_folder_config(tmp_path):
+    make_selector().save_pretrained(tmp_path / "sel", extra={"best_epoch": 3})
+    loaded = RegionSelector.from_pretrained(tmp_path / "sel")
+    assert not loaded.training and loaded.folder_config["best_epoch"] == 3
+    assert loaded.folder_config["kind"] == "rrg_region_selector"

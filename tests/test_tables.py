@@ -149,3 +149,77 @@ def test_paired_difference_refuses_different_test_sets(tmp_path):
     old = [probe_doc(tmp_path / "old.json", "random_init", 0, 0.8, [0.8, 0.81], ids=None)]
     with pytest.raises(ValueError, match="not recorded"):
         paired_difference(old, old, "AUC")
+
+
+# --- rows of ours and the table files (tables.table*_entries / write_table*) ----------------
+from pathlib import Path  # noqa: E402
+
+from crrg_clip.config import load_config  # noqa: E402
+from crrg_clip.systems import Systems  # noqa: E402
+from crrg_clip.tables import rsna_dataset_label, table1_entries, table2_entries, write_table1, write_table2  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_config():
+    return load_config(ROOT / "config" / "config.yaml")
+
+
+def test_table1_entries_name_each_systems_files_and_dataset(demo_config):
+    systems = Systems(demo_config)
+    entries = {e["system"]: e for e in table1_entries(demo_config, systems)}
+    assert list(entries) == systems.rrg_systems()
+    opt = entries["rrg_opt"]
+    assert opt["model"] == "RRG-opt" and opt["source"] == "reproduced"
+    assert opt["dataset"] == "demo (rrg_opt)"
+    assert opt["summary"] == "results/metrics/rrg/rrg_opt/summary.json"
+    assert opt["comparison"] == "results/metrics/rrg/rrg_opt/vs_most_frequent.json"
+    assert entries["rrg_opt-most_frequent"]["comparison"] is None
+    real = {**demo_config, "data": {**demo_config["data"], "synthetic": False}}
+    cell = {e["system"]: e for e in table1_entries(real, Systems(real))}["rrg_opt"]["dataset"]
+    assert cell.startswith("MIMIC-CXR")
+
+
+def test_table2_entries_and_dataset_cell(demo_config):
+    entries = table2_entries(demo_config, Systems(demo_config))
+    by = {e["system"]: e for e in entries}
+    assert by["rclip_generated"]["model"] == "R-CLIP-opt"
+    # the random-init baseline is the configured image encoder, not a fixed ResNet-50
+    assert by["random_init"]["model"] == demo_config["rclip"]["image_encoder"].replace("resnet", "ResNet-")
+    assert by["random_init"]["comparison"] is None and by["rclip_radiologist"]["comparison"]
+    real = {**demo_config, "data": {**demo_config["data"], "synthetic": False}}
+    assert rsna_dataset_label({**real, "rsna": {**real["rsna"], "train_subset": 0.01}}) == "RSNA 1%"
+    assert rsna_dataset_label({**real, "rsna": {**real["rsna"], "train_subset": 70}}) == "RSNA 70 training images"
+
+
+def test_write_tables_with_notes_provenance_and_the_all_negative_row(tmp_path, summary_path):
+    entry = {"system": "rrg_opt", "model": "RRG-opt", "dataset": "demo", "source": "reproduced",
+             "summary": str(summary_path), "comparison": None,
+             "metrics": [str(summary_path.parent / f"seed{s}.json") for s in (0, 1)]}
+    out = [tmp_path / n for n in ("t1.csv", "t1.md", "t1.provenance.json")]
+    frame = write_table1([entry], *out, test_subsample="rrg_opt", labelers=["rule-based"], config={"seeds": [0]},
+                         command="snakemake results/table1.csv")
+    assert "RRG-opt" in set(frame["model"])
+    md = out[1].read_text()
+    assert "subsample `rrg_opt`" in md and "rule-based labeler" in md
+    rows = json.loads(out[2].read_text())["rows"]
+    assert [r["row"] for r in rows] == ["RRG-opt"] and rows[0]["values"]["BLEU4"] == pytest.approx(0.25)
+
+    paths = []
+    for seed in (0, 1):
+        doc = metrics_doc(seed, 0.9, ["AUC", "Accuracy", "AllNegativeAccuracy"], system="random_init")
+        paths.append(tmp_path / f"p{seed}.json")
+        paths[-1].write_text(json.dumps(doc))
+    (tmp_path / "p.summary.json").write_text(json.dumps(summarize(paths)))
+    probe = {"system": "random_init", "model": "ResNet-18", "method": "Random Init (ours)", "dataset": "demo",
+             "source": "reproduced", "summary": str(tmp_path / "p.summary.json"), "comparison": None,
+             "metrics": [str(p) for p in paths]}
+    out = [tmp_path / n for n in ("t2.csv", "t2.md", "t2.provenance.json")]
+    frame = write_table2([probe], *out, config={}, command="snakemake results/table2.csv").set_index("model")
+    assert frame.loc["All-negative", "Accuracy"] == pytest.approx(0.9)  # the probes' AllNegativeAccuracy
+    assert math.isnan(frame.loc["All-negative", "AUC"])
+    assert "All-negative" in out[1].read_text()
+    rows = json.loads(out[2].read_text())["rows"]
+    assert [r["row"] for r in rows] == ["ResNet-18 / Random Init (ours)",
+                                        "All-negative / predicts 'no pneumonia' for every image"]

@@ -7,13 +7,14 @@ import sys, time, os
 import numpy as np, pandas as pd, torch
 from types import SimpleNamespace
 from crrg_clip.data.region_dataset import Normalize, load_detector_data, read_region_targets
-from crrg_clip.models.detector import load_detector
+from crrg_clip.models.detector import RegionDetector
 from crrg_clip.region_features import extract_region_features
 from crrg_clip.models.generator import build_generator
-from crrg_clip.train.generator import build_sentence_data, train_generator
+from crrg_clip.train.generator import GeneratorTrainer, build_sentence_data
+from crrg_clip.train.loop import Schedule
 torch.set_num_threads(1); torch.manual_seed(0)
 root = sys.argv[1]; variant = sys.argv[2]; epochs = int(sys.argv[3])
-det = load_detector(f"{root}/rrg/{variant}/seed0/detector")
+det = RegionDetector.from_pretrained(f"{root}/rrg/{variant}/seed0/detector")
 regions = pd.read_parquet(f"{root}/cache/mimic/regions.parquet")
 os.makedirs(os.environ.get("CRRG_DIAG_CACHE", "results/diagnostics/features"), exist_ok=True)
 def feats(sub, split):
@@ -42,9 +43,10 @@ def run(train_sub, label, feature_source):
         return build_sentence_data(f, reg, Identity(), gen.tokenizer, max_tokens=40, device=torch.device("cpu"))
     dtr, dva = data(tr), data(va)
     t0 = time.time()
-    train_generator(gen, dtr, dva, epochs=epochs, batch_size=16, lr=3e-3, weight_decay=0.0, factor=0.5, cooldown=5,
-                    patience=5, freeze_gpt2=False, seed=0, device=torch.device("cpu"), checkpoint_dir=f"results/diagnostics/checkpoints_{label}",
-                    metrics_path=f"results/diagnostics/generator_{label}.tsv", progress=False)
+    schedule = Schedule(epochs=epochs, batch_size=16, lr=3e-3, weight_decay=0.0, factor=0.5, cooldown=5, patience=5)
+    GeneratorTrainer(gen, dtr, dva, schedule, freeze_gpt2=False, seed=0, device=torch.device("cpu"),
+                     progress=False).fit(f"results/diagnostics/checkpoints_{label}",
+                                         f"results/diagnostics/generator_{label}.tsv")
     train_s = time.time() - t0
     # test: every detected region with a reference sentence
     ref = regions.set_index(["dicom_id", "region_index"])

@@ -8,11 +8,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from crrg_clip.data.region_dataset import Normalize, load_detector_data
-from crrg_clip.models.detector import load_detector
+from crrg_clip.models.detector import RegionDetector
 from crrg_clip.region_features import extract_region_features
 torch.set_num_threads(1)
 root, variant = sys.argv[1], sys.argv[2]
-det = load_detector(f"{root}/rrg/{variant}/seed0/detector")
+det = RegionDetector.from_pretrained(f"{root}/rrg/{variant}/seed0/detector")
 regions = pd.read_parquet(f"{root}/cache/mimic/regions.parquet"); regions["dicom_id"] = regions["dicom_id"].astype(str)
 phr = regions.set_index(["dicom_id", "region_index"])["phrase"].to_dict()
 def get(sub, split):

@@ -62,7 +62,7 @@ UNITS = ("report", "sentence")
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
+class TranslationRequests:
     """What the models are asked for; every field keys the cache."""
     num_beams: int = 5
     do_sample: bool = True
@@ -210,7 +210,7 @@ class TranslationCache:
         self._db.close()
 
 
-def cache_namespace(forward: Translator, backward: Translator, settings: GenerationSettings) -> str:
+def cache_namespace(forward: Translator, backward: Translator, settings: TranslationRequests) -> str:
     return json.dumps({"forward": forward.identity, "backward": backward.identity,
                        "runtime": [getattr(forward, "runtime", None), getattr(backward, "runtime", None)],
                        "settings": settings.cache_fields()}, sort_keys=True)
@@ -228,7 +228,7 @@ class BackTranslationResult:
 
 
 def back_translate(texts: Sequence[str], forward: Translator, backward: Translator,
-                   settings: GenerationSettings, checks: Checks = Checks(),
+                   settings: TranslationRequests, checks: Checks = Checks(),
                    cache: TranslationCache | None = None) -> BackTranslationResult:
     """Back-translate the unique texts of ``texts``; each is translated at most once.
 
@@ -281,7 +281,7 @@ def back_translate(texts: Sequence[str], forward: Translator, backward: Translat
 
 
 def back_translate_units(texts: Sequence[str], forward: Translator, backward: Translator,
-                         settings: GenerationSettings, checks: Checks = Checks(),
+                         settings: TranslationRequests, checks: Checks = Checks(),
                          cache: TranslationCache | None = None, unit: str = "report") -> BackTranslationResult:
     """``back_translate`` with the text (``report``) or each sentence (``sentence``) as the unit.
 
@@ -348,7 +348,7 @@ def model_identity(source: str) -> str:
 class MarianTranslator:
     """A MarianMTModel + MarianTokenizer as a Translator."""
 
-    def __init__(self, source: str, device: torch.device | str, settings: GenerationSettings):
+    def __init__(self, source: str, device: torch.device | str, settings: TranslationRequests):
         from transformers import MarianMTModel, MarianTokenizer
 
         self.source = source

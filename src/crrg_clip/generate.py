@@ -8,6 +8,8 @@ generator folder. Letters: I images, R regions (29), C raw feature, D projected 
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -223,24 +225,28 @@ def reports_frame(predictions: pd.DataFrame, images: pd.DataFrame | None, *, sim
     return reports
 
 
-def run_generation(*, generator_folder, selector_folder, features_path, features_index, regions_path,
-                   images_path, cache_index_path=None, predictions_out, reports_out, num_beams: int, max_new_tokens: int,
-                   batch_size: int, similarity: str, threshold: float, device: str = "auto",
-                   amp: str = "none", seed: int = 0, threads: int = 0, run_info_out=None) -> dict:
-    """Paths in, parquet files out: what the generate rules call."""
-    from crrg_clip.models.generator import load_generator
-    from crrg_clip.models.selector import load_selector
+def generate_reports(settings, inputs, outputs, *, device, seed: int) -> dict:
+    """What rules generate_reports / generate_reports_for do: select regions, write their
+    sentences, assemble the reports. ``settings``: ``crrg_clip.settings.GenerationSettings``;
+    ``inputs`` / ``outputs``: the rule's files by name (``regions`` / ``predictions``: the
+    test split's references and per-region predictions, optional)."""
+    from crrg_clip.models.generator import RegionGenerator
+    from crrg_clip.models.selector import RegionSelector
     from crrg_clip.runinfo import now, write_run_info
-    from crrg_clip.runtime import describe_device, pick_device, seed_everything, set_threads
+    from crrg_clip.runtime import describe_device, seed_everything
 
     started = now()
-    set_threads(threads)
     seed_everything(seed)
-    torch_device = pick_device(device)
-    selector = load_selector(selector_folder, torch_device)
-    generator = load_generator(generator_folder, torch_device)
-    generator = inference_precision(generator, torch_device, amp)
-    region_features = read_region_features(features_path, features_index)
+    generator_folder = inputs["generator"]
+    selector_folder = Path(inputs["selector_config"]).parent
+    regions_path, cache_index_path = inputs.get("regions"), inputs.get("cache_index")
+    predictions_out, reports_out = outputs.get("predictions"), outputs["reports"]
+    num_beams, max_new_tokens, batch_size = settings.num_beams, settings.max_new_tokens, settings.batch_size
+    torch_device = device
+    selector = RegionSelector.from_pretrained(selector_folder, torch_device)
+    generator = RegionGenerator.from_pretrained(generator_folder, torch_device)
+    generator = inference_precision(generator, torch_device, settings.amp)
+    region_features = read_region_features(inputs["features"], inputs["features_index"])
     references = None
     if regions_path:
         references = reference_sentences(pd.read_parquet(regions_path), region_features["dicom_id"])
@@ -249,8 +255,8 @@ def run_generation(*, generator_folder, selector_folder, features_path, features
     predictions = predict_regions(generator, selector, region_features, references, num_beams=num_beams,
                                   max_new_tokens=max_new_tokens, batch_size=batch_size, device=torch_device,
                                   cache_index=cache_index)
-    images = pd.read_parquet(images_path, columns=["dicom_id", "findings"]) if images_path else None
-    reports = reports_frame(predictions, images, similarity=similarity, threshold=threshold)
+    images = pd.read_parquet(inputs["images"], columns=["dicom_id", "findings"])
+    reports = reports_frame(predictions, images, similarity=settings.similarity, threshold=settings.threshold)
     if predictions_out:
         Path(predictions_out).parent.mkdir(parents=True, exist_ok=True)
         predictions.to_parquet(predictions_out, index=False)
@@ -260,10 +266,7 @@ def run_generation(*, generator_folder, selector_folder, features_path, features
                "fallback_regions": int(predictions["fallback"].sum()),
                "empty_reports": int((reports["report"] == "").sum())}
     log.info("wrote %s: %s", reports_out, summary)
-    if run_info_out:
-        write_run_info(run_info_out, started=started, device=describe_device(torch_device), seed=seed,
-                       settings={"num_beams": num_beams, "max_new_tokens": max_new_tokens,
-                                 "batch_size": batch_size, "similarity": similarity, "threshold": threshold,
-                                 "amp": amp, "generator": str(generator_folder)},
-                       extra={"summary": summary})
+    write_run_info(outputs["run_info"], started=started, device=describe_device(torch_device), seed=seed,
+                   settings={**dataclasses.asdict(settings), "generator": str(generator_folder)},
+                   extra={"summary": summary})
     return summary

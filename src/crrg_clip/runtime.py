@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -68,3 +69,31 @@ def setup_logging(log_path=None) -> None:
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def start_job(snakemake, *, num_workers_key: tuple[str, str] | None = None) -> "JobRuntime":
+    """Set up a Snakemake job's run-time choices: its log, torch threads and device.
+
+    These change how fast a job runs, never what it writes, so they are read from the
+    validated config here rather than passed as rule params (a param change reruns a rule):
+    ``device``, ``torch_threads`` (0 = the rule's Snakemake threads, capped at the CPUs the
+    job may use) and, with ``num_workers_key = (section, key)``, a DataLoader worker count.
+    """
+    setup_logging(snakemake.log[0])
+    config = snakemake.config
+    threads = set_threads(config["torch_threads"] or snakemake.threads)
+    workers = int(config[num_workers_key[0]][num_workers_key[1]]) if num_workers_key else 0
+    return JobRuntime(device=pick_device(config["device"]), threads=threads, num_workers=workers)
+
+
+@dataclass(frozen=True)
+class JobRuntime:
+    """What ``start_job`` chose (recorded in run.json, never part of a resume fingerprint)."""
+
+    device: torch.device
+    threads: int
+    num_workers: int
+
+    def record(self) -> dict:
+        return {"device": describe_device(self.device), "torch_threads": self.threads,
+                "num_workers": self.num_workers}

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .provenance import write_table_provenance
+from .systems import PROBE_ROWS, Systems, rrg_row_name
+
 
 TABLE1_METRICS = ("BLEU1", "BLEU2", "BLEU3", "BLEU4", "METEOR", "ROUGEL", "CIDER", "CIDER_paper_code", "TFIDF",
                   "CE_P_mic5", "CE_R_mic5", "CE_F1_mic5", "CE_F1_ex14")
@@ -46,31 +49,6 @@ REPORTED_TABLE2 = [
 for _row in REPORTED_TABLE2:
     _row["AllNegativeAccuracy"] = NAN
     _row["source"] = "reported"
-
-# Our system / encoder names -> the paper's row names.
-RRG_NAMES = {"rrg_base": "RRG-base", "rrg_opt": "RRG-opt"}
-PROBE_ROWS = {
-    "rclip_radiologist": ("R-CLIP-base", "radiologist reports"),
-    "rclip_generated": ("R-CLIP-opt", "generated reports"),
-    "random_init": ("ResNet-50", "Random Init (ours)"),
-    "imagenet_init": ("ResNet-50", "ImageNet Init (ours)"),
-    "convirt_random_init": ("ConVIRT (ours)", "Random Init"),
-    "convirt_imagenet_init": ("ConVIRT (ours)", "ImageNet Init"),
-}
-# Report baselines trained by us (rules/baselines.smk), beside the reported S&T / ADAATT rows
-BASELINE_NAMES = {"show_tell": "S&T (ours)", "adaatt": "AdaAtt (ours)"}
-
-
-def rrg_row_name(system: str) -> str:
-    if system.endswith("-most_frequent"):
-        variant = system[: -len("-most_frequent")]
-        return f"Most-frequent report ({RRG_NAMES.get(variant, variant)} split)"
-    if system.startswith("external-"):
-        return system[len("external-"):]
-    if system in BASELINE_NAMES:
-        return BASELINE_NAMES[system]
-    return RRG_NAMES.get(system, system)
-
 
 def dataset_label(subsample: dict | None, synthetic: bool, name: str = "", base: str = "MIMIC-CXR") -> str:
     """``demo (...)`` on synthetic data, else the subsample's size as a fraction or counts."""
@@ -248,3 +226,89 @@ def table2_notes() -> str:
     return (f"\n{PAIRED_AUC}: the row's test AUC minus the random-init probe's on the same test images, "
             "with a paired bootstrap CI (the same resamples for both probes), computed by rule compare_probe. "
             "All-negative: the accuracy of answering 'no pneumonia' for every test image.\n")
+
+
+# --- rows of ours: what each table row is built from (files, names, dataset cell) ----------
+def table1_entries(config: dict, systems: Systems) -> list[dict]:
+    """One entry per reproduced or scored Table 1 row: its names, summary, per-seed metrics
+    and paired comparison files (the rule's inputs) in table order."""
+    entries = []
+    for system in systems.rrg_systems():
+        subsample = systems.training_subsample(system)
+        entries.append({
+            "system": system,
+            "model": rrg_row_name(system),
+            "dataset": dataset_label(config["subsamples"].get(subsample), config["data"]["synthetic"], subsample),
+            "source": "scored" if systems.kind(system) == "external" else "reproduced",
+            "summary": f"results/metrics/rrg/{system}/summary.json",
+            "comparison": systems.rrg_comparison(system),
+            "metrics": systems.rrg_metrics_files(system),
+        })
+    return entries
+
+
+def rsna_dataset_label(config: dict) -> str:
+    """Table 2's dataset cell: the probe's RSNA training subset."""
+    train_subset = config["rsna"]["train_subset"]
+    if config["data"]["synthetic"]:
+        return "demo (RSNA)"
+    if isinstance(train_subset, float):
+        return f"RSNA {train_subset * 100:g}%"
+    return f"RSNA {train_subset} training images"
+
+
+def table2_entries(config: dict, systems: Systems) -> list[dict]:
+    """One entry per reproduced Table 2 probe row, in table order."""
+    dataset = rsna_dataset_label(config)
+    entries = []
+    for encoder in systems.probe_encoders():
+        model, method = PROBE_ROWS[encoder]
+        if encoder in ("random_init", "imagenet_init"):
+            # the baselines use the configured image encoder (the demo's is smaller than ResNet-50)
+            model = config["rclip"]["image_encoder"].replace("resnet", "ResNet-")
+        entries.append({
+            "system": encoder, "model": model, "method": method, "dataset": dataset, "source": "reproduced",
+            "summary": f"results/metrics/probe/{encoder}/summary.json",
+            "comparison": systems.probe_comparison(encoder),
+            "metrics": systems.probe_metrics_files(encoder),
+        })
+    return entries
+
+
+def comparison_files(entries: Sequence[dict]) -> list[str]:
+    return [e["comparison"] for e in entries if e["comparison"]]
+
+
+def roc_labels(systems: Systems) -> list[str]:
+    """The ROC figure's curve labels, one per (encoder, seed) metrics file."""
+    return [f"{PROBE_ROWS[e][0]} {PROBE_ROWS[e][1]}" for e in systems.probe_encoders() for _ in systems.seeds]
+
+
+# --- the table files -----------------------------------------------------------------------
+def write_table1(entries: Sequence[dict], csv_path, md_path, provenance_path, *, test_subsample: str,
+                 labelers: Sequence[str], config: dict, command: str) -> pd.DataFrame:
+    """Table 1's CSV, Markdown (with its notes) and provenance."""
+    frame = build_table1(entries)
+    columns = [*TABLE1_METRICS, *TABLE1_COMPARISONS]
+    write_table(frame, csv_path, md_path, ["model", "dataset"], columns,
+                "Table 1: report generation (MIMIC-CXR test split)")
+    with open(md_path, "a") as handle:
+        handle.write(table1_notes(test_subsample, labelers))
+    write_table_provenance(csv_path, md_path, provenance_path, entries, columns, config, command)
+    return frame
+
+
+def write_table2(entries: Sequence[dict], csv_path, md_path, provenance_path, *, config: dict,
+                 command: str) -> pd.DataFrame:
+    """Table 2's CSV, Markdown (with its notes and the All-negative row) and provenance."""
+    all_negative = all_negative_entry(entries)
+    frame = build_table2(entries, all_negative)
+    write_table(frame, csv_path, md_path, ["model", "method", "dataset"],
+                ["AUC", "Accuracy", "AllNegativeAccuracy", PAIRED_AUC],
+                "Table 2: RSNA pneumonia classification (linear probe)")
+    with open(md_path, "a") as handle:
+        handle.write(table2_notes())
+    write_table_provenance(csv_path, md_path, provenance_path, [*entries, *([all_negative] if all_negative else [])],
+                           [*TABLE2_METRICS, PAIRED_AUC], config, command,
+                           label=lambda e: f"{e['model']} / {e['method']}")
+    return frame

@@ -26,14 +26,13 @@ rule build_demo_marian:
         max_length=BT["max_length"],
         unit=BT["unit"],
         seed=config["synthetic"]["seed"],
-        torch_threads=torch_threads,
     script:
         "../scripts/build_demo_marian.py"
 
 
 rule back_translate:
     input:
-        unpack(lambda wc: backtranslation_models_input()),
+        unpack(back_translate_inputs),
         texts="results/rclip/texts_{text}.parquet",
     output:
         backtranslations="results/rclip/backtranslations_{text}.parquet",
@@ -47,11 +46,7 @@ rule back_translate:
     resources:
         gpu=1,
     params:
-        en_it_model=backtranslation_model("en_it"),
-        it_en_model=backtranslation_model("it_en"),
-        settings=BT,
+        settings=settings_of("backtranslation"),
         cache="results/cache/backtranslation/cache.sqlite",
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/back_translate.py"

@@ -1,11 +1,16 @@
-# Validate the config once (defaults filled from the schema) and define the helpers
-# every rule file uses. Package code receives plain values from here, never `config`.
+# Validate the config once (defaults filled from the schema), name its sections, and
+# declare the wildcards. Package code receives plain values from here, never `config`:
+# each training rule gets its stage's settings (crrg_clip.settings) as one param, and the
+# run-time choices (device, torch threads, loader workers) are read by the adapters
+# (crrg_clip.runtime.start_job), so changing them reruns nothing.
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from crrg_clip.config import ConfigError, validate_config
+from crrg_clip.settings import DEMO_MODEL_DIRS, stage_settings, to_params
+from crrg_clip.systems import TEXT_SOURCES, Systems
 
 try:
     _validated = validate_config(config)
@@ -15,13 +20,37 @@ config.clear()
 config.update(_validated)
 
 ENV = "../../envs/crrg-clip.yaml"
+# one name per config section
 SEEDS = config["seeds"]
 DATA = config["data"]
+RRG = config["rrg"]
+RCLIP = config["rclip"]
+BT = config["backtranslation"]
+EVAL = config["evaluation"]
+BASELINES = config["baselines"]
+# every system and probe encoder the config asks for, their names and files
+SYSTEMS = Systems(config)
+VARIANTS = list(RRG["variants"])
+SCENE_GRAPH_SHARDS = list(range(config["qc"]["scene_graph_shards"]))
 
 
-def demo_data_manifest():
-    """The synthetic dataset's manifest when the demo writes the data roots, else nothing."""
-    return "results/demo_data/manifest.json" if DATA["synthetic"] else []
+def _alternatives(names):
+    import re
+
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    shard=r"\d+",
+    split="train|valid|test",
+    text=_alternatives(TEXT_SOURCES),
+    variant=_alternatives(VARIANTS),
+    subsample=_alternatives(config["subsamples"]),
+    baseline=_alternatives(SYSTEMS.baselines),
+    init="random_init|imagenet_init",
+    system=_alternatives(SYSTEMS.rrg_systems()),
+    encoder=_alternatives(SYSTEMS.probe_encoders()),
 
 
 # What each real data root must hold (FORMATS.md); checked once, before any job, so a
@@ -53,12 +82,9 @@ def check_data_roots():
         )
 
 
-check_data_roots()
-
-
 def check_configured_files():
     """Optional model files named in the config must exist before any job starts."""
-    chexbert_file = config["evaluation"]["chexbert"]["checkpoint"]
+    chexbert_file = EVAL["chexbert"]["checkpoint"]
     if chexbert_file and not Path(chexbert_file).is_file():
         raise WorkflowError(
             f"config key evaluation.chexbert.checkpoint = {chexbert_file}: file not found "
@@ -66,18 +92,8 @@ def check_configured_files():
         )
 
 
+check_data_roots()
 check_configured_files()
-
-
-def data_root(key):
-    """A configured data root (already checked by check_data_roots)."""
-    return str(Path(DATA[key]))
-
-
-def torch_threads(wildcards, threads):
-    """Torch threads of a job: config torch_threads, or 0 = the rule's Snakemake threads
-    (the job caps them at the CPUs it may run on)."""
-    return config["torch_threads"] or threads
 
 
 def default_targets():
@@ -85,29 +101,14 @@ def default_targets():
     return [
         "results/qc/summary.tsv",
         "results/qc/training_summary.tsv",
-        *evaluation_targets(),
+        "results/table1.csv",
+        "results/table2.csv",
+        "results/figure4.png",
+        "results/figures/roc.png",
         "results/explorer",
     ]
 
 
-RRG_VARIANTS = list(config["rrg"]["variants"])
-TEXT_SOURCES = ["radiologist", "generated"]
-
-
-wildcard_constraints:
-    seed=r"\d+",
-    split="train|valid|test",
-    text="|".join(TEXT_SOURCES),
-    variant="|".join(RRG_VARIANTS) if RRG_VARIANTS else "rrg_base|rrg_opt",
-    subsample=(
-        "|".join(config["subsamples"]) if config["subsamples"] else r"[A-Za-z0-9_]+"
-    ),
-
-
-# Each stage's input functions, apart from its rules (snakemake --lint asks for this).
-include: "helpers/rrg.smk"
-include: "helpers/generator.smk"
-include: "helpers/rclip.smk"
-include: "helpers/backtranslate.smk"
-include: "helpers/evaluate.smk"
-include: "helpers/tables.smk"
+# The input and param functions of every rule, apart from the rules (snakemake --lint asks for this).
+include: "helpers/inputs.smk"
+include: "helpers/params.smk"

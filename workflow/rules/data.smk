@@ -2,15 +2,9 @@
 # "Image cache"). Every step writes its exclusions to results/qc/parts/{step}.tsv and its
 # kept counts to results/qc/parts/{step}.kept.tsv; qc_summary gathers them.
 
-SCENE_GRAPH_SHARDS = list(range(config["qc"]["scene_graph_shards"]))
 QC_STEPS = ["reports", "mimic_images", "imagenome", "rsna"] + [
     f"scene_graphs-{i}" for i in SCENE_GRAPH_SHARDS
 ]
-
-
-wildcard_constraints:
-    shard=r"\d+",
-    subsample="|".join(config["subsamples"]) or "no_subsample",
 
 
 rule ingest_reports:
@@ -154,11 +148,8 @@ rule subsample:
     conda:
         ENV
     params:
-        sizes=lambda wc: {
-            s: config["subsamples"][wc.subsample][s]
-            for s in ("train", "valid", "test")
-        },
-        seed=lambda wc: config["subsamples"][wc.subsample]["seed"],
+        sizes=subsample_sizes,
+        seed=subsample_seed,
     script:
         "../scripts/subsample.py"
 

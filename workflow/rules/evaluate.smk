@@ -1,23 +1,16 @@
 # Evaluation: one metric code for every system (ours, baselines, external reports) and
-# every probe. Per system and seed a metrics JSON; per system a seed summary.
-# System names (the {system} wildcard of results/metrics/rrg/):
-#   <variant>                 a trained RRG variant, one file per training seed
-#   <variant>-most_frequent   the most frequent training FINDINGS for every test image
-#   external-<name>           evaluation.external_systems[name], scored by our code
-# Untrained systems are evaluated once, under the first configured seed.
+# every probe. Per system and seed a metrics JSON; per system a seed summary; paired
+# comparisons with the reference systems. System and encoder names: crrg_clip.systems.
 
 
 rule baseline_most_frequent:
     input:
+        unpack(baseline_most_frequent_inputs),
         images="results/data/images.parquet",
-        split=lambda wc: f"results/splits/{variant_subsample(wc.variant)}.parquet",
-        test_split=f"results/splits/{test_subsample()}.parquet",
     output:
         reports="results/rrg/{variant}/baselines/most_frequent/reports_test.parquet",
     log:
         "results/logs/baseline_most_frequent/{variant}.log",
-    wildcard_constraints:
-        variant=_alternatives(RRG_VARIANTS),
     conda:
         ENV
     script:
@@ -26,24 +19,22 @@ rule baseline_most_frequent:
 
 rule evaluate_rrg:
     input:
-        unpack(rrg_eval_inputs),
+        unpack(evaluate_rrg_inputs),
     output:
         metrics="results/metrics/rrg/{system}/seed{seed}.json",
     log:
         "results/logs/evaluate_rrg/{system}/seed{seed}.log",
-    wildcard_constraints:
-        system=_alternatives(rrg_systems()),
     conda:
         ENV
     params:
-        kind=lambda wc: system_kind(wc.system),
-        model_dirs=rrg_eval_model_dirs,
-        upstream=lambda wc: data_upstream(),
+        kind=system_kind,
+        model_dirs=evaluate_rrg_model_dirs,
+        upstream=data_upstream,
         tokenization=EVAL["tokenization"],
         cider_df=EVAL["cider_df"],
         chexbert_bert_dir=EVAL["chexbert"]["bert_dir"],
         bootstrap=EVAL["bootstrap"],
-        command=lambda wc, output: regenerate(output.metrics),
+        command=command_of("metrics"),
     script:
         "../scripts/evaluate_rrg.py"
 
@@ -56,32 +47,25 @@ rule evaluate_probe:
         metrics="results/metrics/probe/{encoder}/seed{seed}.json",
     log:
         "results/logs/evaluate_probe/{encoder}/seed{seed}.log",
-    wildcard_constraints:
-        encoder=_alternatives(probe_encoders()),
     conda:
         ENV
     params:
-        model_dirs=lambda wc: probe_model_dirs(wc)[0],
-        optional_model_dirs=lambda wc: probe_model_dirs(wc)[1],
+        model_dirs=probe_required_dirs,
+        optional_model_dirs=probe_optional_dirs,
         upstream=probe_upstream,
         bootstrap=EVAL["bootstrap"],
-        command=lambda wc, output: regenerate(output.metrics),
+        command=command_of("metrics"),
     script:
         "../scripts/evaluate_probe.py"
 
 
 rule summarize_rrg:
     input:
-        metrics=lambda wc: [
-            f"results/metrics/rrg/{wc.system}/seed{s}.json"
-            for s in system_seeds(wc.system)
-        ],
+        unpack(summarize_rrg_inputs),
     output:
         summary="results/metrics/rrg/{system}/summary.json",
     log:
         "results/logs/summarize_rrg/{system}.log",
-    wildcard_constraints:
-        system=_alternatives(rrg_systems()),
     conda:
         ENV
     script:
@@ -95,8 +79,6 @@ rule summarize_probe:
         summary="results/metrics/probe/{encoder}/summary.json",
     log:
         "results/logs/summarize_probe/{encoder}.log",
-    wildcard_constraints:
-        encoder=_alternatives(probe_encoders()),
     conda:
         ENV
     script:
@@ -105,42 +87,35 @@ rule summarize_probe:
 
 rule compare_rrg:
     input:
-        unpack(rrg_comparison_inputs),
+        unpack(compare_rrg_inputs),
     output:
         comparison="results/metrics/rrg/{system}/vs_most_frequent.json",
     log:
         "results/logs/compare_rrg/{system}.log",
-    wildcard_constraints:
-        system=_alternatives(compared_rrg_systems()),
     conda:
         ENV
     params:
-        reference=lambda wc: rrg_comparison_reference(wc.system),
+        reference=comparison_reference,
         reference_label="most_frequent",
-        metrics=RRG_COMPARED_METRICS,
-        command=lambda wc, output: regenerate(output.comparison),
+        metrics=list(RRG_COMPARED_METRICS),
+        command=command_of("comparison"),
     script:
         "../scripts/compare_systems.py"
 
 
 rule compare_probe:
     input:
-        metrics=expand("results/metrics/probe/{{encoder}}/seed{seed}.json", seed=SEEDS),
-        reference=expand(
-            "results/metrics/probe/random_init/seed{seed}.json", seed=SEEDS
-        ),
+        unpack(compare_probe_inputs),
     output:
         comparison="results/metrics/probe/{encoder}/vs_random_init.json",
     log:
         "results/logs/compare_probe/{encoder}.log",
-    wildcard_constraints:
-        encoder=_alternatives([e for e in probe_encoders() if e != "random_init"]),
     conda:
         ENV
     params:
         reference="random_init",
         reference_label="random_init",
         metrics=["AUC"],
-        command=lambda wc, output: regenerate(output.comparison),
+        command=command_of("comparison"),
     script:
         "../scripts/compare_systems.py"

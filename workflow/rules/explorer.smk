@@ -2,14 +2,9 @@
 # image of every RRG system, from the prediction files, the metrics JSON and the cache.
 
 
-include: "helpers/explorer.smk"
-
-
 rule explorer:
     input:
-        reports=explorer_files("reports"),
-        predictions=explorer_files("predictions"),
-        metrics=explorer_files("metrics"),
+        unpack(explorer_inputs),
         images="results/cache/mimic/images.npy",
         index="results/cache/mimic/index.parquet",
         findings="results/data/images.parquet",

@@ -13,7 +13,7 @@ rule qc_training_summary:
         # what each RRG stage left out (summary.left_out of its run.json; the generator's is in its folder)
         rrg_runs=expand(
             "results/rrg/{variant}/seed{seed}/{stage}",
-            variant=RRG_VARIANTS,
+            variant=VARIANTS,
             seed=SEEDS,
             stage=["detector/run.json", "selector/run.json", "generator"],
         ),

@@ -29,7 +29,7 @@ rule build_demo_bert:
 
 rule clip_texts:
     input:
-        unpack(rclip_texts_input),
+        unpack(clip_texts_inputs),
     output:
         texts="results/rclip/texts_{text}.parquet",
         exclusions="results/qc/parts/clip_texts_{text}.tsv",
@@ -39,15 +39,14 @@ rule clip_texts:
     conda:
         ENV
     params:
-        splits=RCLIP_TEXT_SPLITS,
+        splits=CLIP_TEXT_SPLITS,
     script:
         "../scripts/clip_texts.py"
 
 
 rule train_clip:
     input:
-        unpack(lambda wc: rclip_bert_input()),
-        unpack(lambda wc: rclip_image_weights_input()),
+        unpack(train_clip_inputs),
         texts="results/rclip/texts_{text}.parquet",
         backtranslations="results/rclip/backtranslations_{text}.parquet",
         cache_images="results/cache/mimic/images.npy",
@@ -62,18 +61,15 @@ rule train_clip:
     resources:
         gpu=1,
     params:
-        settings=RCLIP,
-        text_model=rclip_text_model(),
+        settings=settings_of("clip"),
         checkpoint_dir="results/checkpoints/rclip/{text}/seed{seed}",
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/train_clip.py"
 
 
 rule train_probe:
     input:
-        unpack(rclip_probe_encoder_input),
+        unpack(train_probe_inputs),
         cache_images="results/cache/rsna/images.npy",
         cache_index="results/cache/rsna/index.parquet",
     output:
@@ -85,20 +81,13 @@ rule train_probe:
         run_info="results/rclip/probe/{encoder}/seed{seed}/run.json",
     log:
         "results/logs/rclip/probe/{encoder}/seed{seed}/train_probe.log",
-    wildcard_constraints:
-        encoder="rclip_radiologist|rclip_generated|random_init|imagenet_init|convirt_random_init|convirt_imagenet_init",
     conda:
         ENV
     threads: 4
     resources:
         gpu=1,
     params:
-        settings=PROBE,
-        arch=RCLIP["image_encoder"],
-        normalize=RCLIP["normalize"],
-        normalization=RCLIP["normalization"],
+        settings=settings_of("probe"),
         checkpoint_dir="results/checkpoints/probe/{encoder}/seed{seed}",
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/train_probe.py"

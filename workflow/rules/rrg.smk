@@ -5,10 +5,10 @@
 
 rule train_detector:
     input:
+        unpack(train_detector_inputs),
         images="results/cache/mimic/images.npy",
         index="results/cache/mimic/index.parquet",
         regions="results/cache/mimic/regions.parquet",
-        split=lambda wc: f"results/splits/{rrg_subsample(wc)}.parquet",
     output:
         config="results/rrg/{variant}/seed{seed}/detector/config.json",
         weights="results/rrg/{variant}/seed{seed}/detector/model.safetensors",
@@ -23,16 +23,8 @@ rule train_detector:
     resources:
         gpu=1,
     params:
-        model=rrg_model_params(),
-        backbone_weights=RRG["backbone_weights"],
-        schedule=lambda wc: RRG["variants"][wc.variant]["detector"],
-        augment=RRG["augment"],
-        amp=RRG["detector_amp"],
-        channels_last=RRG["detector_channels_last"],
-        num_workers=RRG["detector_num_workers"],
+        settings=settings_of("detector", "variant"),
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/detector",
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/train_detector.py"
 
@@ -57,19 +49,14 @@ rule extract_region_features:
         gpu=1,
     params:
         batch_size=RRG["extract_batch_size"],
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/extract_region_features.py"
 
 
 rule train_selector:
     input:
+        unpack(train_selector_inputs),
         detector="results/rrg/{variant}/seed{seed}/detector/config.json",
-        train=lambda wc: f"results/rrg/{wc.variant}/seed{wc.seed}/region_features/{rrg_subsample(wc)}_train.safetensors",
-        valid=lambda wc: f"results/rrg/{wc.variant}/seed{wc.seed}/region_features/{rrg_subsample(wc)}_valid.safetensors",
-        train_rows=lambda wc: f"results/rrg/{wc.variant}/seed{wc.seed}/region_features/{rrg_subsample(wc)}_train.parquet",
-        valid_rows=lambda wc: f"results/rrg/{wc.variant}/seed{wc.seed}/region_features/{rrg_subsample(wc)}_valid.parquet",
         regions="results/cache/mimic/regions.parquet",
     output:
         config="results/rrg/{variant}/seed{seed}/selector/config.json",
@@ -85,16 +72,7 @@ rule train_selector:
     resources:
         gpu=1,
     params:
-        region_feature_dim=RRG["region_feature_dim"],
-        abnormal_classifier=RRG["abnormal_classifier"],
-        abnormal_pos_weight=RRG["abnormal_pos_weight"],
-        selection_threshold=RRG["selection_threshold"],
-        selection_pos_weight=lambda wc: RRG["variants"][wc.variant][
-            "selection_pos_weight"
-        ],
-        schedule=lambda wc: RRG["variants"][wc.variant]["selector"],
+        settings=settings_of("selector", "variant"),
         checkpoint_dir="results/checkpoints/{variant}/seed{seed}/selector",
-        device=config["device"],
-        torch_threads=torch_threads,
     script:
         "../scripts/train_selector.py"

@@ -1,12 +1,11 @@
 # Tables 1 and 2, Figure 4 and the probes' ROC curves. Tables and figures format values
-# read from the metrics JSON (rules/evaluate.smk); they compute nothing.
+# read from the metrics JSON (rules/evaluate.smk); they compute nothing. Their rows are
+# built by crrg_clip.tables (table1_entries / table2_entries).
 
 
 rule table1:
     input:
-        summaries=rrg_summaries(),
-        metrics=rrg_metrics_files(),
-        comparisons=table_comparisons(table1_entries()),
+        unpack(table1_inputs),
     output:
         csv=report(
             "results/table1.csv", caption="../report/table1.rst", category="Tables"
@@ -18,10 +17,9 @@ rule table1:
     conda:
         ENV
     params:
-        entries=table1_entries(),
-        test_subsample=test_subsample(),
-        labelers=["rule-based"]
-        + (["CheXbert"] if EVAL["chexbert"]["checkpoint"] else []),
+        entries=table1_entries(config, SYSTEMS),
+        test_subsample=SYSTEMS.test_subsample(),
+        labelers=table_labelers(),
         config=config,
         command=regenerate("results/table1.csv"),
     script:
@@ -30,9 +28,7 @@ rule table1:
 
 rule table2:
     input:
-        summaries=probe_summaries(),
-        metrics=probe_metrics_files(),
-        comparisons=table_comparisons(table2_entries()),
+        unpack(table2_inputs),
     output:
         csv=report(
             "results/table2.csv", caption="../report/table2.rst", category="Tables"
@@ -44,7 +40,7 @@ rule table2:
     conda:
         ENV
     params:
-        entries=table2_entries(),
+        entries=table2_entries(config, SYSTEMS),
         config=config,
         command=regenerate("results/table2.csv"),
     script:
@@ -53,7 +49,7 @@ rule table2:
 
 rule figure4:
     input:
-        predictions=f"results/rrg/{EVAL['figure4_variant'] or main_variant()}/seed{SEEDS[0]}/predictions_test.parquet",
+        unpack(figure4_inputs),
         images="results/cache/mimic/images.npy",
         index="results/cache/mimic/index.parquet",
     output:
@@ -73,7 +69,7 @@ rule figure4:
 
 rule roc_curves:
     input:
-        metrics=probe_metrics_files(),
+        unpack(roc_curves_inputs),
     output:
         png=report(
             "results/figures/roc.png", caption="../report/roc.rst", category="Figures"
@@ -83,10 +79,6 @@ rule roc_curves:
     conda:
         ENV
     params:
-        labels=[
-            f"{PROBE_ROWS[e][0]} {PROBE_ROWS[e][1]}"
-            for e in probe_encoders()
-            for _ in SEEDS
-        ],
+        labels=roc_labels(SYSTEMS),
     script:
         "../scripts/figure_roc.py"

@@ -12,7 +12,7 @@ from crrg_clip.runtime import set_threads, setup_logging
 # `snakemake` is injected by Snakemake's script directive.
 setup_logging(snakemake.log[0])
 log = logging.getLogger("build_demo_marian")
-set_threads(snakemake.params.torch_threads)
+set_threads(snakemake.config["torch_threads"] or snakemake.threads)  # a run-time choice, not a param
 
 texts = training_findings(snakemake.input.images)
 

@@ -2,15 +2,13 @@
 from pathlib import Path
 
 from crrg_clip.data.region_dataset import Normalize, load_detector_data
-from crrg_clip.models.detector import load_detector
+from crrg_clip.models.detector import RegionDetector
 from crrg_clip.region_features import extract_region_features, save_region_features
-from crrg_clip.runtime import pick_device, set_threads, setup_logging
+from crrg_clip.runtime import start_job
 
-setup_logging(snakemake.log[0])
+device = start_job(snakemake).device
 params = snakemake.params
-set_threads(params.torch_threads)
-device = pick_device(params.device)
-detector = load_detector(Path(snakemake.input.config).parent, device)
+detector = RegionDetector.from_pretrained(Path(snakemake.input.config).parent, device)
 data = load_detector_data(
     images_path=snakemake.input.images,
     index_path=snakemake.input.index,

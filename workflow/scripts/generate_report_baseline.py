@@ -1,19 +1,9 @@
 """Adapter for rule generate_report_baseline: beam-search reports for the test split."""
-from crrg_clip.runtime import pick_device, set_threads, setup_logging
-from crrg_clip.train.report_baseline import run_generate_report_baseline
-
 # `snakemake` is injected by Snakemake's script directive.
-setup_logging(snakemake.log[0])
-set_threads(snakemake.params.torch_threads)
-run_generate_report_baseline(
-    model_dir=snakemake.input.model,
-    images_path=snakemake.input.images,
-    split_path=snakemake.input.split,
-    cache_images=snakemake.input.cache_images,
-    cache_index=snakemake.input.cache_index,
-    reports_out=snakemake.output.reports,
-    device=pick_device(snakemake.params.device),
-    beam_size=snakemake.params.beam_size,
-    max_length=snakemake.params.max_length,
-    batch_size=snakemake.params.batch_size,
-)
+from crrg_clip.runtime import start_job
+from crrg_clip.settings import ReportBaselineSettings
+from crrg_clip.train.report_baseline import generate_baseline_reports
+
+job = start_job(snakemake)
+generate_baseline_reports(ReportBaselineSettings.from_params(snakemake.params.settings), dict(snakemake.input.items()),
+                          dict(snakemake.output.items()), device=job.device, batch_size=snakemake.params.batch_size)

@@ -1,28 +1,14 @@
 """Adapter for rule train_probe: the RSNA linear probe of one frozen encoder and seed."""
-import logging
-from pathlib import Path
-
-from crrg_clip.runtime import pick_device, set_threads, setup_logging
-from crrg_clip.train.probe import ProbeSettings, train_probe
-
 # `snakemake` is injected by Snakemake's script directive.
-setup_logging(snakemake.log[0])
-set_threads(snakemake.params.torch_threads)
-settings = ProbeSettings.from_config(dict(snakemake.params.settings))
-result = train_probe(
-    cache_images=snakemake.input.cache_images,
-    cache_index=snakemake.input.cache_index,
-    encoder_kind=snakemake.wildcards.encoder,
-    out_dir=Path(snakemake.output.predictions).parent,
-    checkpoint_dir=snakemake.params.checkpoint_dir,
-    settings=settings,
-    arch=snakemake.params.arch,
-    normalize=dict(snakemake.params.normalize),
-    normalization=snakemake.params.normalization,
-    seed=int(snakemake.wildcards.seed),
-    device=pick_device(snakemake.params.device),
-    clip_folder=snakemake.input.get("clip"),
-    image_weights=snakemake.input.get("image_weights"),
-    amp=dict(snakemake.params.settings).get("amp", "bf16") == "bf16",
-)
+import logging
+
+from crrg_clip.runtime import start_job
+from crrg_clip.settings import ProbeSettings
+from crrg_clip.train.probe import train_probe
+
+job = start_job(snakemake, num_workers_key=("probe", "num_workers"))
+result = train_probe(ProbeSettings.from_params(snakemake.params.settings), dict(snakemake.input.items()),
+                     dict(snakemake.output.items()), encoder=snakemake.wildcards.encoder, device=job.device,
+                     seed=int(snakemake.wildcards.seed), checkpoint_dir=snakemake.params.checkpoint_dir,
+                     num_workers=job.num_workers)
 logging.getLogger("train_probe").info("done: %s", result)

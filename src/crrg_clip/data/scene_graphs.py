@@ -209,3 +209,13 @@ def read_image_sizes(metadata_csv: Path | str) -> dict[str, tuple[int, int]]:
     meta = pd.read_csv(metadata_csv, usecols=["dicom_id", "Rows", "Columns"], dtype={"dicom_id": str})
     meta = meta.dropna(subset=["Rows", "Columns"])
     return {d: (int(c), int(r)) for d, r, c in zip(meta["dicom_id"], meta["Rows"], meta["Columns"])}
+
+
+def gather_shards(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """The shards' region rows as one table sorted by (dicom_id, region_index); an image in
+    two shards is an error, not a silent duplicate."""
+    regions = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    regions = regions.sort_values(["dicom_id", "region_index"]).reset_index(drop=True)
+    if regions.duplicated(["dicom_id", "region_index"]).any():
+        raise ValueError("regions: a (dicom_id, region_index) pair occurs in two shards")
+    return regions

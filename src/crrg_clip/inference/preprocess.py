@@ -1,5 +1,7 @@
 """What a model folder says about its images: cache side, JPEG draft flag, normalisation.
 
+Read from the loaded model's ``folder_config`` (its config.json, ``crrg_clip.modelio``).
+
 Training folders written since the inference commands record ``image_cache: {size,
 jpeg_draft}`` in their config.json (the cache the model was trained on). Older folders do
 not; then the fallback is stated in ``notes`` (printed once by the command):
@@ -17,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-
-from crrg_clip.modelio import read_model_config
 
 DEFAULT_JPEG_DRAFT = True  # workflow/schemas/config.schema.yaml: image_cache.jpeg_draft
 
@@ -50,8 +50,8 @@ def _cache_entry(config: dict) -> dict:
     return entry if isinstance(entry, dict) else {}
 
 
-def detector_preprocessing(folder: Path | str) -> Preprocessing:
-    config = read_model_config(folder)
+def detector_preprocessing(folder: Path | str, config: dict) -> Preprocessing:
+    """``config``: the detector folder's config.json (``folder`` names it in the notes)."""
     cache, notes = _cache_entry(config), []
     size = cache.get("size")
     if size is None:
@@ -67,8 +67,8 @@ def detector_preprocessing(folder: Path | str) -> Preprocessing:
                          notes=tuple(notes))
 
 
-def probe_preprocessing(folder: Path | str) -> Preprocessing:
-    config = read_model_config(folder)
+def probe_preprocessing(folder: Path | str, config: dict) -> Preprocessing:
+    """``config``: the probe folder's config.json (``folder`` names it in the messages)."""
     cache, notes = _cache_entry(config), []
     input_size = int(config.get("image_size", 224))
     size = cache.get("size")

@@ -19,22 +19,20 @@ from .preprocess import Preprocessing, probe_preprocessing
 
 def load_probe_folder(folder: Path | str, device: torch.device):
     """``(probe, preprocessing)``; UserError when ``folder`` is not a probe folder."""
-    from crrg_clip.modelio import read_model_config
-    from crrg_clip.models.probe import load_probe
+    from crrg_clip.modelio import KindError
+    from crrg_clip.models.probe import LinearProbe
 
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"--probe {folder}: no such directory")
     try:
-        kind = read_model_config(folder).get("kind")
-    except (OSError, ValueError) as error:
+        probe = LinearProbe.from_pretrained(folder, device)
+        prep = probe_preprocessing(folder, probe.folder_config)
+    except KindError as error:
+        raise UserError(f"--probe {folder}: not a probe folder (config.json kind {error.found!r}, expected "
+                        f"{error.expected!r}); expected e.g. results/rclip/probe/rclip_radiologist/seed0") from None
+    except FileNotFoundError as error:
         raise UserError(f"--probe {folder}: {error}") from None
-    if kind != "rsna_probe":
-        raise UserError(f"--probe {folder}: not a probe folder (config.json kind {kind!r}, expected 'rsna_probe'); "
-                        "expected e.g. results/rclip/probe/rclip_radiologist/seed0")
-    try:
-        probe, _ = load_probe(folder, device)
-        prep = probe_preprocessing(folder)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise UserError(f"--probe {folder}: cannot load ({type(error).__name__}: {error})") from None
     return probe, prep

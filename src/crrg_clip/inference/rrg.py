@@ -93,25 +93,24 @@ def quiet_transformers() -> None:
 
 def load_rrg(folder: Path | str, device: torch.device, overrides: dict | None = None) -> RRGModels:
     """The three stage folders under ``folder``; UserError when they are not there or not loadable."""
-    from crrg_clip.models.detector import load_detector
-    from crrg_clip.models.generator import load_generator
-    from crrg_clip.models.selector import load_selector
+    from crrg_clip.models.detector import RegionDetector
+    from crrg_clip.models.generator import RegionGenerator
+    from crrg_clip.models.selector import RegionSelector
 
     folder = Path(folder)
     check_model_folder(folder)
     quiet_transformers()
     loaded = {}
-    for part, loader in zip(PARTS, (load_detector, load_selector, load_generator)):
+    for part, model_cls in zip(PARTS, (RegionDetector, RegionSelector, RegionGenerator)):
         try:
-            loaded[part] = loader(folder / part, device)
+            loaded[part] = model_cls.from_pretrained(folder / part, device)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
             raise UserError(f"--model {folder}: cannot load {part}/ ({type(error).__name__}: {error})") from None
-    generator_config = json.loads((folder / "generator" / "config.json").read_text())
+    detector, generator = loaded["detector"], loaded["generator"]
     return RRGModels(
-        detector=loaded["detector"], selector=loaded["selector"],
-        generator=loaded["generator"],
-        prep=detector_preprocessing(folder / "detector"),
-        decoding=decoding_settings(folder, generator_config, overrides or {}), device=device)
+        detector=detector, selector=loaded["selector"], generator=generator,
+        prep=detector_preprocessing(folder / "detector", detector.folder_config),
+        decoding=decoding_settings(folder, generator.folder_config, overrides or {}), device=device)
 
 
 def to_network(canvases: np.ndarray, prep: Preprocessing) -> torch.Tensor:

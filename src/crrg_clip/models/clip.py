@@ -13,8 +13,8 @@ image features (2048 for ResNet-50), ``E`` BERT hidden size, ``P`` projection si
 
 A saved model is a folder: ``config.json`` (architecture, BERT config as a dict,
 projection size, ...) + ``model.safetensors`` (every weight, text encoder included) +
-``tokenizer/`` (``save_pretrained`` files). Loading builds the modules from the config and
-reads the weights; nothing is unpickled.
+``tokenizer/`` (``save_pretrained`` files). ``CLIPModel.from_pretrained`` builds the modules
+from the config and reads the weights (the temperature too); nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from pathlib import Path
 
 import torch
 import torchvision
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional as F
 
-from ..modelio import read_model_config, save_model_folder
+from .. import modelio
 
+KIND = "rclip"
+TOKENIZER_DIR = "tokenizer"
 RESNETS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 MAX_LOGIT_SCALE = math.log(100.0)
 
@@ -82,7 +83,7 @@ class CLIPModel(nn.Module):
     """Image and text towers with projections and a learnable temperature."""
 
     def __init__(self, image_encoder: ImageEncoder, text_encoder: nn.Module, *, projection_dim: int,
-                 temperature_init: float, sep_token_id: int):
+                 temperature_init: float, sep_token_id: int, tokenizer=None):
         super().__init__()
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
@@ -92,6 +93,50 @@ class CLIPModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature_init)))
         self.sep_token_id = int(sep_token_id)
         self.projection_dim = projection_dim
+        self.tokenizer = tokenizer  # saved with the model; set by build_clip and from_pretrained
+
+    @classmethod
+    def from_config(cls, config: dict, image_encoder: ImageEncoder, text_encoder: nn.Module,
+                    state: dict[str, torch.Tensor]) -> "CLIPModel":
+        """The structure of a saved model; its weights (``state``) are loaded after."""
+        return cls(image_encoder, text_encoder, projection_dim=config["projection_dim"],
+                   temperature_init=saved_temperature(state), sep_token_id=config["sep_token_id"])
+
+    def save_pretrained(self, folder: str | Path, extra: dict | None = None, tokenizer=None) -> None:
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if tokenizer is None:
+            raise ValueError(f"{folder}: a CLIP model folder needs the tokenizer (none given or attached)")
+        modelio.save_model_folder(folder, self, {
+            "kind": KIND,
+            "image_encoder": self.image_encoder.arch,
+            "feature_dim": self.image_encoder.feature_dim,
+            "projection_dim": self.projection_dim,
+            "sep_token_id": self.sep_token_id,
+            "text_config": self.text_encoder.config.to_dict(),
+            **(extra or {}),
+        })
+        tokenizer.save_pretrained(str(Path(folder) / TOKENIZER_DIR))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: torch.device | str = "cpu") -> "CLIPModel":
+        """The saved model in eval mode, ``tokenizer`` and ``folder_config`` attached.
+
+        A ConVIRT folder (the same kind, config ``loss: convirt``) gives a ``ConVIRTModel``.
+        """
+        from transformers import AutoTokenizer, BertConfig, BertModel
+
+        config = modelio.read_config(folder, KIND)
+        model_cls = saved_model_class(config)
+        if not issubclass(model_cls, cls):
+            raise ValueError(f"{folder}: a {model_cls.__name__} folder, not a {cls.__name__} one")
+        # built in the order of the old loader (text tower first): the same random-number use
+        text_encoder = BertModel(BertConfig.from_dict(config["text_config"]), add_pooling_layer=False)
+        image_encoder = ImageEncoder(config["image_encoder"])
+        state = modelio.read_weights(folder, device)
+        model = model_cls.from_config(config, image_encoder, text_encoder, state)
+        model.load_state_dict(state)
+        model.tokenizer = AutoTokenizer.from_pretrained(str(Path(folder) / TOKENIZER_DIR))
+        return modelio.finish_loading(model, config, device)
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale) = 1 / T, clamped to [1, 100]."""
@@ -138,47 +183,28 @@ def build_clip(*, image_encoder: str, image_weights: str | None, text_model: str
     text_encoder, tokenizer = load_text_encoder(text_model)
     model = CLIPModel(ImageEncoder(image_encoder, image_weights), text_encoder,
                       projection_dim=projection_dim, temperature_init=temperature_init,
-                      sep_token_id=tokenizer.sep_token_id)
+                      sep_token_id=tokenizer.sep_token_id, tokenizer=tokenizer)
     return model, tokenizer
 
 
-def save_clip(folder: str | Path, model: CLIPModel, tokenizer, extra: dict | None = None) -> None:
-    config = {
-        "kind": "rclip",
-        "image_encoder": model.image_encoder.arch,
-        "feature_dim": model.image_encoder.feature_dim,
-        "projection_dim": model.projection_dim,
-        "sep_token_id": model.sep_token_id,
-        "text_config": model.text_encoder.config.to_dict(),
-        **(extra or {}),
-    }
-    save_model_folder(folder, model, config)
-    tokenizer.save_pretrained(str(Path(folder) / "tokenizer"))
+def saved_temperature(state: dict[str, torch.Tensor]) -> float:
+    """T of saved weights (``logit_scale = log(1 / T)``); loading the state then restores it exactly."""
+    return math.exp(-float(state["logit_scale"]))
 
 
-def load_clip(folder: str | Path, device: torch.device | str = "cpu"):
-    """(model, tokenizer, config) from a folder written by ``save_clip``."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+def saved_model_class(config: dict) -> type[CLIPModel]:
+    if config.get("loss") == "convirt":
+        from .convirt import ConVIRTModel  # convirt imports this module
 
-    config = read_model_config(folder)
-    if config.get("kind") != "rclip":
-        raise ValueError(f"{folder}: not an R-CLIP model folder (kind={config.get('kind')!r})")
-    text_encoder = BertModel(BertConfig.from_dict(config["text_config"]), add_pooling_layer=False)
-    model = CLIPModel(ImageEncoder(config["image_encoder"]), text_encoder,
-                      projection_dim=config["projection_dim"], temperature_init=0.07,
-                      sep_token_id=config["sep_token_id"])
-    model.load_state_dict(load_file(str(Path(folder) / "model.safetensors"), device=str(device)))
-    tokenizer = AutoTokenizer.from_pretrained(str(Path(folder) / "tokenizer"))
-    return model.to(device), tokenizer, config
+        return ConVIRTModel
+    return CLIPModel
 
 
 def load_clip_image_encoder(folder: str | Path) -> ImageEncoder:
-    """Only the image tower of a saved R-CLIP model (what the RSNA probe needs)."""
-    config = read_model_config(folder)
-    if config.get("kind") != "rclip":
-        raise ValueError(f"{folder}: not an R-CLIP model folder (kind={config.get('kind')!r})")
+    """Only the image tower of a saved R-CLIP (or ConVIRT) model, in eval mode (the RSNA probe's)."""
+    config = modelio.read_config(folder, KIND)
     encoder = ImageEncoder(config["image_encoder"])
-    state = load_file(str(Path(folder) / "model.safetensors"))
+    state = modelio.read_weights(folder)
     prefix = "image_encoder."
     encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    return encoder
+    return encoder.eval()

@@ -8,8 +8,9 @@
 - One image view and one text view: ``forward`` ignores the second views that the R-CLIP
   data also delivers (so the same data and training loop serve both).
 
-It is saved with ``save_clip`` (kind ``rclip``): the RSNA probe reads its image tower like
-R-CLIP's. Letters: B batch, T tokens, E text width, F image features, P projection.
+It is saved like R-CLIP (kind ``rclip``, config ``loss: convirt``): the RSNA probe reads its
+image tower like R-CLIP's, and ``CLIPModel.from_pretrained`` gives back a ``ConVIRTModel``.
+Letters: B batch, T tokens, E text width, F image features, P projection.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .clip import CLIPModel, ImageEncoder, load_text_encoder
+from .clip import CLIPModel, ImageEncoder, load_text_encoder, saved_temperature
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -49,6 +50,19 @@ class ConVIRTModel(CLIPModel):
         self.logit_scale.requires_grad_(False)
         freeze_text_layers(text_encoder, frozen_text_layers, freeze_text_embeddings)
 
+    @classmethod
+    def from_config(cls, config: dict, image_encoder: ImageEncoder, text_encoder: nn.Module,
+                    state: dict[str, torch.Tensor]) -> "ConVIRTModel":
+        """The structure of a saved model; the head widths come from the weights (the config
+        has none) and no text layer is frozen (the count is not saved; inference needs none)."""
+        widths = (state["image_projection.0.weight"].shape[0], state["text_projection.0.weight"].shape[0])
+        defaults = (image_encoder.feature_dim, text_encoder.config.hidden_size)
+        if widths != defaults and widths[0] != widths[1]:
+            raise ValueError(f"ConVIRT head widths {widths}: neither one hidden_dim nor the towers' {defaults}")
+        return cls(image_encoder, text_encoder, projection_dim=config["projection_dim"],
+                   hidden_dim=None if widths == defaults else widths[0], temperature=saved_temperature(state),
+                   sep_token_id=config["sep_token_id"], frozen_text_layers=0, freeze_text_embeddings=False)
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, E)
         padding = attention_mask[..., None] == 0  # (B, T, 1)
@@ -69,10 +83,11 @@ def build_convirt_training(settings, convirt: dict):
     text_encoder, tokenizer = load_text_encoder(settings.text_model)
     model = ConVIRTModel(ImageEncoder(settings.image_encoder, settings.image_weights), text_encoder,
                          projection_dim=int(convirt["projection_dim"]),
-                         hidden_dim=convirt.get("projection_hidden_dim"),
+                         hidden_dim=convirt["projection_hidden_dim"],
                          temperature=float(convirt["temperature"]), sep_token_id=tokenizer.sep_token_id,
                          frozen_text_layers=int(convirt["frozen_text_layers"]),
-                         freeze_text_embeddings=bool(convirt.get("freeze_text_embeddings", True)))
+                         freeze_text_embeddings=bool(convirt["freeze_text_embeddings"]))
+    model.tokenizer = tokenizer  # saved with the model
     criterion = ConVIRTLoss(float(convirt["temperature"]), float(convirt["image_to_text_weight"]))
     # Adam with L2 weight decay, as the ConVIRT paper (not AdamW)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=float(convirt["lr"]),

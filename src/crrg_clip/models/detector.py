@@ -126,6 +126,16 @@ class RegionDetector(nn.Module):
             box_batch_size_per_image=config.box_batch_size_per_image,
         )
 
+    def save_pretrained(self, folder: Path | str, extra: dict | None = None) -> None:
+        config = {"kind": KIND, **asdict(self.config), "out_channels": self.config.out_channels,
+                  "regions": list(REGIONS), **(extra or {})}
+        save_model_folder(folder, self, config)
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str, device: torch.device | str = "cpu") -> "RegionDetector":
+        """Rebuilt from ``config.json`` with ``model.safetensors`` loaded, in eval mode."""
+        return load_config_model(folder, kind=KIND, config_cls=DetectorConfig, model_cls=cls, device=device)
+
     @staticmethod
     def _as_list(images: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
         return list(images.unbind(0)) if isinstance(images, torch.Tensor) else list(images)
@@ -238,14 +248,3 @@ def top1_per_region(probs: torch.Tensor, boxes: torch.Tensor, proposals: torch.T
 
 def build_detector(config: DetectorConfig, backbone_weights: str | Path | None = None) -> RegionDetector:
     return RegionDetector(config, backbone_weights)
-
-
-def save_detector(folder: Path | str, model: RegionDetector, extra: dict | None = None) -> None:
-    config = {"kind": KIND, **asdict(model.config), "out_channels": model.config.out_channels,
-              "regions": list(REGIONS), **(extra or {})}
-    save_model_folder(folder, model, config)
-
-
-def load_detector(folder: Path | str, device: torch.device | str = "cpu") -> RegionDetector:
-    """Rebuild from ``config.json`` and load ``model.safetensors`` (eval mode)."""
-    return load_config_model(folder, kind=KIND, config_cls=DetectorConfig, model_cls=RegionDetector, device=device)

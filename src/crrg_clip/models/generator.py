@@ -18,17 +18,17 @@ N heads, E head dim, T tokens, V vocabulary.
 from __future__ import annotations
 
 import inspect
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
+from crrg_clip import modelio
+
 CONDITIONING_FILE = "conditioning.safetensors"
-CONFIG_FILE = "config.json"
 GPT2_DIR = "gpt2"
 IGNORE_INDEX = -100
 
@@ -127,6 +127,35 @@ class RegionGenerator(nn.Module):
         self.conditioning = conditioning
         self.tokenizer = tokenizer
         self._cache_arg = _cache_argument_name(gpt2)
+
+    def save_pretrained(self, folder: Path | str, extra: dict | None = None) -> None:
+        """HF ``save_pretrained`` files of GPT-2 (+ tokenizer) in ``gpt2/``, conditioning weights + config.json.
+
+        The config records no ``kind`` (folders predate it; adding one would change them)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.gpt2.save_pretrained(folder / GPT2_DIR)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(folder / GPT2_DIR)
+        save_file(modelio.state_for_saving(self.conditioning), str(folder / CONDITIONING_FILE))
+        modelio.write_config(folder, {"conditioning": asdict(self.conditioning.config), "gpt2": GPT2_DIR,
+                                      "eos_token_id": self.eos_token_id, **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str, device: torch.device | str = "cpu") -> "RegionGenerator":
+        """The inverse of ``save_pretrained``, in eval mode; nothing is unpickled."""
+        from transformers import AutoTokenizer, GPT2LMHeadModel
+
+        folder = Path(folder)
+        config = modelio.read_config(folder, None)
+        gpt2 = GPT2LMHeadModel.from_pretrained(folder / config["gpt2"])
+        tokenizer = AutoTokenizer.from_pretrained(folder / config["gpt2"])
+        conditioning = PseudoSelfAttentionConditioning(ConditioningConfig(**config["conditioning"]))
+        conditioning.load_state_dict(modelio.read_weights(folder, name=CONDITIONING_FILE))
+        generator = cls(gpt2, conditioning, tokenizer)
+        # what the conditioning reads (train.generator.GENERATOR_INPUTS); older folders: the selector's
+        generator.input_kind = config.get("input", "selector_projection")
+        return modelio.finish_loading(generator, config, device)
 
     @property
     def eos_token_id(self) -> int:
@@ -227,37 +256,3 @@ def build_generator(gpt2_source: str, *, feature_dim: int, hidden_dim: int = 102
     config = ConditioningConfig(feature_dim=feature_dim, hidden_dim=hidden_dim, n_layer=gpt2.config.n_layer,
                                 n_head=gpt2.config.n_head, n_embd=gpt2.config.n_embd)
     return RegionGenerator(gpt2, PseudoSelfAttentionConditioning(config), tokenizer).to(device)
-
-
-def save_generator(folder: Path | str, generator: RegionGenerator, extra: dict | None = None) -> None:
-    """HF ``save_pretrained`` files of GPT-2 (+ tokenizer) in ``gpt2/``, conditioning weights + config.json."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    generator.gpt2.save_pretrained(folder / GPT2_DIR)
-    if generator.tokenizer is not None:
-        generator.tokenizer.save_pretrained(folder / GPT2_DIR)
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in generator.conditioning.state_dict().items()}
-    save_file(state, str(folder / CONDITIONING_FILE))
-    config = {"conditioning": asdict(generator.conditioning.config), "gpt2": GPT2_DIR,
-              "eos_token_id": generator.eos_token_id, **(extra or {})}
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def load_generator(folder: Path | str, device: torch.device | str = "cpu") -> RegionGenerator:
-    """The inverse of ``save_generator``; nothing is unpickled."""
-    from transformers import AutoTokenizer, GPT2LMHeadModel
-
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{folder}: not a generator folder (no {CONFIG_FILE})")
-    config = json.loads(path.read_text())
-    gpt2 = GPT2LMHeadModel.from_pretrained(folder / config["gpt2"])
-    tokenizer = AutoTokenizer.from_pretrained(folder / config["gpt2"])
-    conditioning = PseudoSelfAttentionConditioning(ConditioningConfig(**config["conditioning"]))
-    conditioning.load_state_dict(load_file(str(folder / CONDITIONING_FILE)))
-    generator = RegionGenerator(gpt2, conditioning, tokenizer).to(device)
-    # what the conditioning reads (train.generator.GENERATOR_INPUTS); older folders: the selector's
-    generator.input_kind = config.get("input", "selector_projection")
-    generator.eval()
-    return generator

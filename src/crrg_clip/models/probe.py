@@ -19,14 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
-from ..modelio import read_model_config, save_model_folder
+from .. import modelio
+from ..systems import parse_encoder
 from .clip import ImageEncoder, load_clip_image_encoder
 
-ENCODERS = ("rclip_radiologist", "rclip_generated", "random_init", "imagenet_init",
-            "convirt_random_init", "convirt_imagenet_init")
+KIND = "rsna_probe"
 
 
 class LinearProbe(nn.Module):
@@ -70,13 +69,25 @@ class LinearProbe(nn.Module):
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self(images))  # (B,)
 
+    def save_pretrained(self, folder: str | Path, extra: dict | None = None) -> None:
+        """``extra``: the run's record (encoder, image_size, normalize, image_cache, results)."""
+        modelio.save_model_folder(folder, self, {
+            "kind": KIND, "image_encoder": self.encoder.arch,
+            "feature_dim": self.encoder.feature_dim, **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: torch.device | str = "cpu") -> "LinearProbe":
+        """The saved probe in eval mode, ``folder_config`` (normalisation, image size) attached."""
+        config = modelio.read_config(folder, KIND)
+        probe = cls(ImageEncoder(config["image_encoder"]))
+        modelio.load_weights(folder, probe, device)
+        return modelio.finish_loading(probe, config, device)
+
 
 def build_encoder(kind: str, *, arch: str, seed: int, clip_folder: str | Path | None = None,
                   image_weights: str | Path | None = None) -> ImageEncoder:
     """The frozen encoder of one probe row."""
-    if kind not in ENCODERS:
-        raise ValueError(f"probe encoder {kind!r}: expected one of {ENCODERS}")
-    if kind.startswith(("rclip_", "convirt_")):  # ConVIRT folders are saved like R-CLIP's
+    if parse_encoder(kind).has_clip_folder:  # ConVIRT folders are saved like R-CLIP's
         if not clip_folder:
             raise ValueError(f"probe encoder {kind}: needs the R-CLIP model folder")
         return load_clip_image_encoder(clip_folder)
@@ -89,18 +100,3 @@ def build_encoder(kind: str, *, arch: str, seed: int, clip_folder: str | Path | 
     encoder = ImageEncoder(arch)
     torch.set_rng_state(generator_state)
     return encoder
-
-
-def save_probe(folder: str | Path, probe: LinearProbe, config: dict) -> None:
-    save_model_folder(folder, probe, {
-        "kind": "rsna_probe", "image_encoder": probe.encoder.arch,
-        "feature_dim": probe.encoder.feature_dim, **config})
-
-
-def load_probe(folder: str | Path, device: torch.device | str = "cpu") -> tuple[LinearProbe, dict]:
-    config = read_model_config(folder)
-    if config.get("kind") != "rsna_probe":
-        raise ValueError(f"{folder}: not an RSNA probe folder (kind={config.get('kind')!r})")
-    probe = LinearProbe(ImageEncoder(config["image_encoder"]))
-    probe.load_state_dict(load_file(str(Path(folder) / "model.safetensors"), device=str(device)))
-    return probe.to(device).eval(), config

@@ -69,6 +69,14 @@ class RegionSelector(nn.Module):
         self.select_head = mlp(dims)
         self.abnormal_head = mlp(dims) if config.abnormal_classifier else None
 
+    def save_pretrained(self, folder: Path | str, extra: dict | None = None) -> None:
+        save_model_folder(folder, self, {"kind": KIND, **asdict(self.config), **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, folder: Path | str, device: torch.device | str = "cpu") -> "RegionSelector":
+        """Rebuilt from ``config.json`` with ``model.safetensors`` loaded, in eval mode."""
+        return load_config_model(folder, kind=KIND, config_cls=SelectorConfig, model_cls=cls, device=device)
+
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """(B, R, C) detector features -> (B, R, D) region features."""
         return self.projection(features.to(self.projection.weight.dtype))
@@ -103,12 +111,3 @@ class RegionSelector(nn.Module):
 
 def total_loss(losses: dict[str, torch.Tensor]) -> torch.Tensor:
     return sum(LOSS_WEIGHTS[name] * value for name, value in losses.items())
-
-
-def save_selector(folder: Path | str, model: RegionSelector, extra: dict | None = None) -> None:
-    save_model_folder(folder, model, {"kind": KIND, **asdict(model.config), **(extra or {})})
-
-
-def load_selector(folder: Path | str, device: torch.device | str = "cpu") -> RegionSelector:
-    """Rebuild from ``config.json`` and load ``model.safetensors`` (eval mode)."""
-    return load_config_model(folder, kind=KIND, config_cls=SelectorConfig, model_cls=RegionSelector, device=device)

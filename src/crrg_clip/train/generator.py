@@ -10,17 +10,25 @@ Letters: I images, R regions, D projected feature, S sentences in a batch, T tok
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
-from crrg_clip.generate import autocast, read_region_features, select_and_project
+from crrg_clip.generate import read_region_features, select_and_project
 from crrg_clip.models.generator import (LanguageModelLoss, RegionGenerator, build_generator, collate_targets,
-                                        encode_sentences, save_generator)
-from crrg_clip.train.loop import epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint, tensor_stamp
+                                        encode_sentences)
+from crrg_clip.models.selector import RegionSelector
+from crrg_clip.runinfo import now, write_run_info
+from crrg_clip.runtime import describe_device, seed_everything
+from crrg_clip.settings import GeneratorSettings, to_params
+from crrg_clip.train.loop import (Schedule, Trainer, autocast, epoch_batches, make_optimizer, plot_loss_curve,
+                                  reset_stale_checkpoint, runtime_record, tensor_stamp)
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +111,6 @@ def build_sentence_data(region_features: dict, regions: pd.DataFrame, selector, 
 
 def sentence_data_stamp(data: SentenceData) -> str:
     """Content fingerprint of training data: its features, ids and token ids."""
-    import hashlib
-    import json
-
     items = json.dumps([data.dicom_ids, data.items]).encode()
     return tensor_stamp(data.features) + hashlib.sha256(items).hexdigest()
 
@@ -119,113 +124,111 @@ def batch_tensors(data: SentenceData, image_indices: list[int], pad_id: int) -> 
     return {"features": torch.stack(features), **collate_targets(sequences, pad_id)}  # (S, D), (S, T)
 
 
-def _lm_loss(generator: RegionGenerator, loss_fn, batch: dict, device: torch.device, amp: str):
-    batch = {k: v.to(device) for k, v in batch.items()}
-    with autocast(device, amp):
-        logits = generator(batch["features"], batch["input_ids"], batch["attention_mask"])  # (S, T, V)
-    return loss_fn(logits, batch["labels"]), int((batch["labels"][:, 1:] != -100).sum())
+class GeneratorTrainer(Trainer):
+    """Fits the generator in place (the best epoch's weights after ``fit``).
 
+    AdamW + ReduceLROnPlateau over the trainable part: the conditioning alone when GPT-2 is
+    frozen (a frozen GPT-2 stays out of the optimiser and the checkpoint), else everything.
+    """
 
-def train_generator(generator: RegionGenerator, train: SentenceData, valid: SentenceData, *, epochs: int,
-                    batch_size: int, lr: float, weight_decay: float, factor: float, cooldown: int, patience: int,
-                    freeze_gpt2: bool, seed: int, device: torch.device, checkpoint_dir, metrics_path,
-                    amp: str = "none", progress: bool = True, eval_every: int | None = None):
-    """Fit in place (best epoch's weights on return); returns the loop's History."""
-    from tqdm import tqdm
+    def __init__(self, generator: RegionGenerator, train: SentenceData, valid: SentenceData, schedule: Schedule, *,
+                 freeze_gpt2: bool, device: torch.device, seed: int, amp: str = "none", progress: bool = True):
+        self.generator, self.train, self.valid, self.schedule = generator.to(device), train, valid, schedule
+        self.freeze_gpt2, self.device, self.seed, self.amp, self.progress = freeze_gpt2, device, seed, amp, progress
+        generator.freeze_gpt2(freeze_gpt2)
+        self.model = generator.conditioning if freeze_gpt2 else generator
+        self.optimizer, self.scheduler = make_optimizer(self.model, schedule)
+        self.epochs, self.eval_every = schedule.epochs, schedule.eval_every
+        self.loss_fn = LanguageModelLoss()
+        self.pad_id = generator.eos_token_id
 
-    generator.to(device)
-    generator.freeze_gpt2(freeze_gpt2)
-    # A frozen GPT-2 stays out of the optimiser and the checkpoint: the trainable part is the conditioning
-    trainable = generator.conditioning if freeze_gpt2 else generator
-    optimizer = torch.optim.AdamW([p for p in trainable.parameters() if p.requires_grad], lr=lr,
-                                  weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor,
-                                                           cooldown=cooldown, patience=patience)
-    loss_fn = LanguageModelLoss()
-    pad_id = generator.eos_token_id
-    # a checkpoint of other settings, other data or another starting model is not resumed
-    reset_stale_checkpoint(checkpoint_dir, {
-        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                     "factor": factor, "cooldown": cooldown, "patience": patience, "freeze_gpt2": freeze_gpt2,
-                     "seed": seed, "amp": amp, "eval_every": eval_every},
-        "train": sentence_data_stamp(train), "valid": sentence_data_stamp(valid),
-        "initial_weights": tensor_stamp(*trainable.state_dict().values())})
+    def fingerprint(self) -> dict:
+        """What a resume checkpoint must match (call before ``fit``): schedule, data, starting weights."""
+        return {"schedule": asdict(self.schedule), "freeze_gpt2": self.freeze_gpt2, "amp": self.amp,
+                "seed": self.seed, "train": sentence_data_stamp(self.train), "valid": sentence_data_stamp(self.valid),
+                "initial_weights": tensor_stamp(*self.model.state_dict().values())}
 
-    def train_epoch(epoch: int, on_step=None) -> dict[str, float]:
-        generator.train()
-        batches = epoch_batches(len(train.items), batch_size, seed=seed, epoch=epoch)
+    def _loss(self, batch: dict) -> tuple[dict, int]:
+        """The LM losses of a ``batch_tensors`` batch and its number of target tokens."""
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with autocast(self.device, self.amp):
+            logits = self.generator(batch["features"], batch["input_ids"], batch["attention_mask"])  # (S, T, V)
+        return self.loss_fn(logits, batch["labels"]), int((batch["labels"][:, 1:] != -100).sum())
+
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        losses, _ = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["lm"].backward()
+        self.optimizer.step()
+        return {"loss": losses["lm"].detach()}
+
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
+        self.generator.train()
+        batches = epoch_batches(len(self.train.items), self.schedule.batch_size, seed=self.seed, epoch=epoch)
         total, count = 0.0, 0
-        bar = tqdm(batches, desc=f"generator epoch {epoch}", disable=not progress)
+        bar = tqdm(batches, desc=f"generator epoch {epoch}", disable=not self.progress)
         for indices in bar:
-            losses, _ = _lm_loss(generator, loss_fn, batch_tensors(train, indices, pad_id), device, amp)
-            optimizer.zero_grad(set_to_none=True)
-            losses["lm"].backward()
-            optimizer.step()
-            total += float(losses["lm"].detach()) * len(indices)
+            loss = self.step(batch_tensors(self.train, indices, self.pad_id))["loss"]
+            total += float(loss) * len(indices)
             count += len(indices)
             bar.set_postfix(loss=f"{total / count:.4f}")
             if on_step is not None:  # fit's every-K-steps evaluation
                 on_step()
         return {"loss": total / count}
 
-    def validate() -> float:
-        generator.eval()
+    def validate(self) -> float:
+        """Mean LM loss per target token."""
+        self.generator.eval()
         total, tokens = 0.0, 0
-        for indices in epoch_batches(len(valid.items), batch_size, seed=seed, epoch=0, shuffle=False):
-            losses, n_tokens = _lm_loss(generator, loss_fn, batch_tensors(valid, indices, pad_id), device, amp)
+        for indices in epoch_batches(len(self.valid.items), self.schedule.batch_size, seed=self.seed, epoch=0,
+                                     shuffle=False):
+            losses, n_tokens = self._loss(batch_tensors(self.valid, indices, self.pad_id))
             total += float(losses["lm"]) * n_tokens
             tokens += n_tokens
         return total / max(tokens, 1)
 
-    history = fit(trainable, optimizer, train_epoch=train_epoch, validate=validate, epochs=epochs,
-                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, scheduler=scheduler,
-                  eval_every=eval_every)
-    generator.eval()
-    return history
 
-
-def run_train_generator(*, gpt2_source: str, selector_folder, train_features, valid_features, regions_path,
-                        output_dir, checkpoint_dir, seed: int, device: str, epochs: int, batch_size: int,
-                        lr: float, weight_decay: float, factor: float, cooldown: int, patience: int,
-                        freeze_gpt2: bool, feature_dim: int, hidden_dim: int, max_sentence_tokens: int,
-                        amp: str = "none", threads: int = 0, settings: dict | None = None,
-                        input_kind: str = "selector_projection", eval_every: int | None = None) -> dict:
-    """Paths in, a generator folder out (+ metrics.tsv, loss_curve.png, run.json)."""
-    from crrg_clip.models.selector import load_selector
-    from crrg_clip.runinfo import now, write_run_info
-    from crrg_clip.runtime import describe_device, pick_device, seed_everything, set_threads
-
+def train_generator(settings: GeneratorSettings, inputs, outputs, *, device: torch.device, seed: int,
+                    checkpoint_dir, num_workers: int = 0, progress: bool = True) -> dict:
+    """Rule train_generator: ``inputs`` selector_config, train_features, valid_features, regions;
+    ``outputs["generator"]`` gets the generator folder (+ metrics.tsv, loss_curve.png, run.json).
+    ``num_workers`` is unused: the sentences are in memory."""
     started = now()
-    set_threads(threads)
     seed_everything(seed)
-    torch_device = pick_device(device)
-    output_dir = Path(output_dir)
-    selector = load_selector(selector_folder, torch_device)
-    features = {split: read_region_features(path) for split, path in (("train", train_features),
-                                                                        ("valid", valid_features))}
-    if input_kind == "detector_features":
+    output_dir = Path(outputs["generator"])
+    selector = RegionSelector.from_pretrained(Path(inputs["selector_config"]).parent, device)
+    paths = {split: inputs[f"{split}_features"] for split in ("train", "valid")}
+    features = {split: read_region_features(path) for split, path in paths.items()}
+    feature_dim = settings.feature_dim
+    if settings.input_kind == "detector_features":
         feature_dim = int(features["train"]["features"].shape[-1])  # C: the detector's channels
-    generator = build_generator(gpt2_source, feature_dim=feature_dim, hidden_dim=hidden_dim, device=torch_device)
-    regions = pd.read_parquet(regions_path)
-    data = {}
-    for split, path in (("train", train_features), ("valid", valid_features)):
-        data[split] = build_sentence_data(features[split], regions, selector, generator.tokenizer,
-                                          max_tokens=max_sentence_tokens, device=torch_device, source=str(path),
-                                          input_kind=input_kind)
+    generator = build_generator(settings.gpt2_source, feature_dim=feature_dim, hidden_dim=settings.hidden_dim,
+                                device=device)
+    regions = pd.read_parquet(inputs["regions"])
+    data = {split: build_sentence_data(features[split], regions, selector, generator.tokenizer,
+                                       max_tokens=settings.max_sentence_tokens, device=device, source=str(path),
+                                       input_kind=settings.input_kind)
+            for split, path in paths.items()}
     log.info("generator: %d train sentences (%d images), %d valid sentences", data["train"].n_sentences,
              len(data["train"].items), data["valid"].n_sentences)
+    trainer = GeneratorTrainer(generator, data["train"], data["valid"], settings.schedule,
+                               freeze_gpt2=settings.freeze_gpt2, device=device, seed=seed, amp=settings.amp,
+                               progress=progress)
+    # a checkpoint of other settings, other data or another starting model is not resumed
+    reset_stale_checkpoint(checkpoint_dir, {"settings": to_params(settings), **trainer.fingerprint()})
     metrics_path = output_dir / "metrics.tsv"
-    history = train_generator(generator, data["train"], data["valid"], epochs=epochs, batch_size=batch_size,
-                              lr=lr, weight_decay=weight_decay, factor=factor, cooldown=cooldown,
-                              patience=patience, freeze_gpt2=freeze_gpt2, seed=seed, device=torch_device,
-                              checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, amp=amp,
-                              eval_every=eval_every)
-    save_generator(output_dir, generator, extra={"gpt2_source": str(gpt2_source), "freeze_gpt2": freeze_gpt2,
-                                                 "max_sentence_tokens": max_sentence_tokens, "input": input_kind})
+    history = trainer.fit(checkpoint_dir, metrics_path)
+    generator.eval()
+    generator.save_pretrained(output_dir, extra={"gpt2_source": str(settings.gpt2_source),
+                                                 "freeze_gpt2": settings.freeze_gpt2,
+                                                 "max_sentence_tokens": settings.max_sentence_tokens,
+                                                 "input": settings.input_kind})
     plot_loss_curve(metrics_path, output_dir / "loss_curve.png", "generator (LM loss)")
     summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val,
                "train_sentences": data["train"].n_sentences, "valid_sentences": data["valid"].n_sentences,
                "left_out": {split: d.left_out for split, d in data.items()}}
-    write_run_info(output_dir / "run.json", started=started, device=describe_device(torch_device), seed=seed,
-                   settings=settings or {}, extra={"summary": summary})
+    write_run_info(output_dir / "run.json", started=started, device=describe_device(device), seed=seed,
+                   settings=to_params(settings), extra={"runtime": runtime_record(device, num_workers),
+                                                        "inputs": {k: str(v) for k, v in paths.items()},
+                                                        "summary": summary})
     return summary

@@ -10,6 +10,7 @@ the same weights as an uninterrupted run: the data order of epoch ``e`` depends 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -22,6 +23,9 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from crrg_clip.runtime import JobRuntime
+from crrg_clip.settings import Schedule  # noqa: F401  (defined torch-free for the rules; the trainers' import)
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +261,57 @@ def fit(
     # inputs) "resume" a model it has nothing to do with.
     path.unlink(missing_ok=True)
     return history
+
+
+def autocast(device: torch.device, amp: str | None):
+    """bf16/fp16 autocast on CUDA; elsewhere (and for ``none``) float32."""
+    if amp in (None, "none", "fp32") or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def make_optimizer(model: nn.Module, schedule: Schedule):
+    """AdamW on the trainable parameters + ReduceLROnPlateau on the validation loss (the RRG stages)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=schedule.factor, patience=schedule.patience, cooldown=schedule.cooldown)
+    return optimizer, scheduler
+
+
+class Trainer:
+    """One stage's training: ``step(batch)``, ``train_epoch(epoch, on_step=None)``, ``validate()``,
+    and ``fit`` driving ``loop.fit``.
+
+    A subclass sets ``model`` (what the checkpoint holds), ``optimizer``, ``epochs`` and, when it
+    has them, ``scheduler`` and ``eval_every``.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    scheduler = None
+    eval_every: int | None = None
+
+    def step(self, batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
+        raise NotImplementedError
+
+    def validate(self) -> float:
+        raise NotImplementedError
+
+    def fit(self, checkpoint_dir: Path | str, metrics_path: Path | str) -> History:
+        return fit(self.model, self.optimizer, train_epoch=self.train_epoch, validate=self.validate,
+                   epochs=self.epochs, checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
+                   scheduler=self.scheduler, eval_every=self.eval_every)
+
+
+def runtime_record(device: torch.device, num_workers: int = 0) -> dict:
+    """run.json's ``runtime`` block: how the job ran (never part of a resume fingerprint)."""
+    return JobRuntime(device=device, threads=torch.get_num_threads(), num_workers=num_workers).record()
 
 
 def write_metrics(rows: list[dict], path: Path | str) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,34 +39,14 @@ from tqdm import tqdm
 
 from ..data.clahe import CLAHEConfig, random_clahe
 from ..data.normalize import Normalization, normalization as make_normalization
-from ..models.probe import LinearProbe, build_encoder, save_probe
+from ..models.probe import LinearProbe, build_encoder
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
 from ..rng import item_generator, uniform as _uniform
-from .loop import epoch_batches, file_stamp, fit, plot_loss_curve, reset_stale_checkpoint
+from ..settings import ProbeSettings, to_params
+from .loop import Trainer, epoch_batches, file_stamp, plot_loss_curve, reset_stale_checkpoint, runtime_record
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ProbeSettings:
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # or "cosine" (with warmup_epochs of linear warm-up)
-    warmup_epochs: float = 0.0
-    clahe: dict = field(default_factory=dict)  # CLAHEConfig fields; p 0 = off
-    standardize: bool = False
-    image_size: int = 224
-    crop_scale: list = field(default_factory=lambda: [0.8, 1.0])
-    color_jitter: dict = field(default_factory=lambda: {"brightness": 0.1, "contrast": 0.2,
-                                                        "saturation": 0.2, "hue": 0.1})
-    num_workers: int = 0
-
-    @classmethod
-    def from_config(cls, values: dict) -> "ProbeSettings":
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 def crop_box(height: int, width: int, scale, g: torch.Generator, ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
@@ -170,101 +149,121 @@ def auc_or_nan(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(roc_auc_score(labels, probs)) if len(np.unique(labels)) == 2 else float("nan")
 
 
-def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_kind: str, out_dir: Path | str,
-                checkpoint_dir: Path | str, settings: ProbeSettings, arch: str, normalize: dict, seed: int,
-                device: torch.device, normalization: str = "dataset", clip_folder: Path | str | None = None, image_weights: str | None = None,
-                amp: bool = True, progress: bool = True) -> dict:
-    """Train the probe of one encoder; write the model folder, metrics, predictions and run.json."""
+class ProbeTrainer(Trainer):
+    """The head on frozen features: training views' features are recomputed every epoch (they
+    are augmented), the validation and test features once."""
+
+    def __init__(self, probe: LinearProbe, images: np.ndarray, parts: dict[str, pd.DataFrame], settings: ProbeSettings,
+                 *, device: torch.device, seed: int, num_workers: int = 0, progress: bool = True):
+        self.model, self.images, self.parts, self.settings = probe, images, parts, settings
+        self.device, self.seed, self.num_workers, self.progress = device, seed, num_workers, progress
+        self.epochs = settings.epochs
+        steps_per_epoch = len(epoch_batches(len(parts["train"]), settings.batch_size, seed=seed, epoch=0))
+        self.optimizer, self.scheduler = head_optimizer(probe.head, settings, steps_per_epoch)
+        self.norm = make_normalization(settings.normalization, settings.normalize)
+        self.clahe = CLAHEConfig.from_config(settings.clahe)
+        self.use_amp = settings.amp == "bf16" and device.type == "cuda"
+        probe.eval()
+        # each DataLoader draws its base seed from the global RNG: this order is part of the run
+        self.cached = {name: self.eval_features(parts[name]) for name in ("valid", "test")}  # (N, F), once
+        if settings.standardize:
+            probe.set_feature_statistics(self.eval_features(parts["train"]))
+        self.valid_labels = torch.tensor(parts["valid"]["label"].to_numpy(), dtype=torch.float32, device=device)
+        self.train_set = self.views(parts["train"], train=True)
+        self.val_aucs: dict[int, float] = {}
+
+    def views(self, part: pd.DataFrame, train: bool) -> RSNAViews:
+        s = self.settings
+        return RSNAViews(self.images, part["row"].to_numpy(), part["label"].to_numpy(), size=s.image_size,
+                         normalize=self.norm, train=train, crop_scale=s.crop_scale, jitter=s.color_jitter,
+                         seed=self.seed, clahe=self.clahe)
+
+    def _loader(self, dataset, batches):
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers,
+                                           pin_memory=self.device.type == "cuda")
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            return self.model.features(images.to(self.device, non_blocking=True))  # (B, F)
+
+    def eval_features(self, part: pd.DataFrame) -> torch.Tensor:
+        dataset = self.views(part, train=False)
+        batches = epoch_batches(len(dataset), max(self.settings.batch_size, 64), seed=self.seed, epoch=0, shuffle=False)
+        return torch.cat([self.features(x) for x, _ in self._loader(dataset, batches)])  # (N, F)
+
+    def step(self, batch) -> dict[str, torch.Tensor]:
+        x, y = batch  # (B, C, S, S), (B,)
+        logits = self.model.classify(self.features(x))  # (B,)
+        loss = F.binary_cross_entropy_with_logits(logits, y.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {"loss": loss.detach()}
+
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
+        self.train_set.set_epoch(epoch)
+        batches = epoch_batches(len(self.train_set), self.settings.batch_size, seed=self.seed, epoch=epoch)
+        total, count = 0.0, 0
+        for x, y in tqdm(self._loader(self.train_set, batches), total=len(batches), desc=f"probe epoch {epoch}",
+                         disable=not self.progress, mininterval=5):
+            total += float(self.step((x, y))["loss"]) * len(y)
+            count += len(y)
+            if on_step is not None:
+                on_step()
+        self.val_aucs[epoch] = self.val_auc()
+        log.info("epoch %d: val AUC %.4f", epoch, self.val_aucs[epoch])
+        return {"loss": total / count}
+
+    def val_auc(self) -> float:
+        with torch.no_grad():
+            probs = torch.sigmoid(self.model.classify(self.cached["valid"])).cpu().numpy()
+        return auc_or_nan(self.parts["valid"]["label"].to_numpy(), probs)
+
+    def validate(self) -> float:
+        logits = self.model.classify(self.cached["valid"])
+        return float(F.binary_cross_entropy_with_logits(logits, self.valid_labels))
+
+    @torch.no_grad()
+    def test_probabilities(self) -> np.ndarray:
+        self.model.eval()
+        return torch.sigmoid(self.model.classify(self.cached["test"])).cpu().numpy()
+
+
+def train_probe(settings: ProbeSettings, inputs, outputs, *, encoder: str, device: torch.device, seed: int,
+                checkpoint_dir, num_workers: int = 0, progress: bool = True) -> dict:
+    """Rule train_probe: the probe of ``encoder`` (the wildcard) on ``inputs`` cache_images, cache_index
+    (+ clip, the CLIP folder of rclip_/convirt_ encoders; + image_weights for imagenet_init); the folder
+    of ``outputs["predictions"]`` gets the model folder, metrics, test predictions and run.json."""
     started = now()
-    out_dir = Path(out_dir)
+    out_dir = Path(outputs["predictions"]).parent
     seed_everything(seed)
+    cache_images, cache_index = inputs["cache_images"], inputs["cache_index"]
+    clip_folder, image_weights = inputs.get("clip"), inputs.get("image_weights")
     index = pd.read_parquet(cache_index)
     images = np.load(cache_images, mmap_mode="r")  # (N, S, S) uint8
     if images.ndim != 3 or len(images) != len(index):
         raise ValueError(f"{cache_images}: expected (N, S, S) with N = {len(index)} rows of {cache_index}, "
                          f"got shape {images.shape}")
     parts = split_frame(index, str(cache_index))
-    log.info("RSNA probe (%s): %d train (%d positive), %d valid, %d test images", encoder_kind,
+    log.info("RSNA probe (%s): %d train (%d positive), %d valid, %d test images", encoder,
              len(parts["train"]), int(parts["train"]["label"].sum()), len(parts["valid"]), len(parts["test"]))
     stamp_inputs = [cache_images, cache_index] + ([Path(clip_folder) / "model.safetensors"] if clip_folder else [])
-    reset_stale_checkpoint(checkpoint_dir, {"settings": {k: v for k, v in asdict(settings).items() if k != "num_workers"},
-                                            "seed": seed, "encoder": encoder_kind,
+    reset_stale_checkpoint(checkpoint_dir, {"settings": to_params(settings), "seed": seed, "encoder": encoder,
                                             "inputs": file_stamp(*stamp_inputs)})
-
-    encoder = build_encoder(encoder_kind, arch=arch, seed=seed, clip_folder=clip_folder, image_weights=image_weights)
-    probe = LinearProbe(encoder).to(device)
+    probe = LinearProbe(build_encoder(encoder, arch=settings.arch, seed=seed, clip_folder=clip_folder,
+                                      image_weights=image_weights)).to(device)
     torch.manual_seed(seed)
     torch.nn.init.zeros_(probe.head.bias)
-    steps_per_epoch = len(epoch_batches(len(parts["train"]), settings.batch_size, seed=seed, epoch=0))
-    optimizer, scheduler = head_optimizer(probe.head, settings, steps_per_epoch)
-    norm = make_normalization(normalization, normalize)
-    clahe = CLAHEConfig.from_config(settings.clahe)
-    use_amp = amp and device.type == "cuda"
-
-    def views(part, train):
-        return RSNAViews(images, part["row"].to_numpy(), part["label"].to_numpy(), size=settings.image_size,
-                         normalize=norm, train=train, crop_scale=settings.crop_scale,
-                         jitter=settings.color_jitter, seed=seed, clahe=clahe)
-
-    def loader(dataset, batches):
-        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=settings.num_workers,
-                                           pin_memory=device.type == "cuda")
-
-    def features(images_batch):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            return probe.features(images_batch.to(device, non_blocking=True))
-
-    probe.eval()
-    def eval_features(part) -> torch.Tensor:
-        dataset = views(part, train=False)
-        batches = epoch_batches(len(dataset), max(settings.batch_size, 64), seed=seed, epoch=0, shuffle=False)
-        return torch.cat([features(x) for x, _ in loader(dataset, batches)])  # (N, F)
-
-    cached = {name: eval_features(parts[name]) for name in ("valid", "test")}  # computed once
-    if settings.standardize:
-        probe.set_feature_statistics(eval_features(parts["train"]))
-    labels = {name: torch.tensor(parts[name]["label"].to_numpy(), dtype=torch.float32, device=device)
-              for name in ("valid", "test")}
-    train_set = views(parts["train"], train=True)
-    val_aucs: dict[int, float] = {}
-
-    def train_epoch(epoch: int) -> dict[str, float]:
-        train_set.set_epoch(epoch)
-        batches = epoch_batches(len(train_set), settings.batch_size, seed=seed, epoch=epoch)
-        total, count = 0.0, 0
-        for x, y in tqdm(loader(train_set, batches), total=len(batches), desc=f"probe epoch {epoch}",
-                         disable=not progress, mininterval=5):
-            logits = probe.classify(features(x))  # (B,)
-            loss = F.binary_cross_entropy_with_logits(logits, y.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
-        val_aucs[epoch] = _val_auc()
-        log.info("epoch %d: val AUC %.4f", epoch, val_aucs[epoch])
-        return {"loss": total / count}
-
-    def _val_auc() -> float:
-        with torch.no_grad():
-            probs = torch.sigmoid(probe.classify(cached["valid"])).cpu().numpy()
-        return auc_or_nan(parts["valid"]["label"].to_numpy(), probs)
-
-    def validate() -> float:
-        logits = probe.classify(cached["valid"])
-        return float(F.binary_cross_entropy_with_logits(logits, labels["valid"]))
-
+    trainer = ProbeTrainer(probe, images, parts, settings, device=device, seed=seed, num_workers=num_workers,
+                           progress=progress)
     metrics_path = out_dir / "metrics.tsv"
-    history = fit(probe, optimizer, train_epoch=train_epoch, validate=validate, epochs=settings.epochs,
-                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path, scheduler=scheduler)
-    probe.eval()
-    with torch.no_grad():
-        test_prob = torch.sigmoid(probe.classify(cached["test"])).cpu().numpy()
+    history = trainer.fit(checkpoint_dir, metrics_path)
+    test_prob = trainer.test_probabilities()
     results = {
         "best_epoch": history.best_epoch, "best_val_loss": history.best_val,
-        "val_auc": _val_auc(),
+        "val_auc": trainer.val_auc(),
         "test_auc": auc_or_nan(parts["test"]["label"].to_numpy(), test_prob),
         "test_accuracy": float(((test_prob >= 0.5) == parts["test"]["label"].to_numpy().astype(bool)).mean()),
     }
@@ -274,14 +273,15 @@ def train_probe(*, cache_images: Path | str, cache_index: Path | str, encoder_ki
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(out_dir / "predictions_test.parquet", index=False)
     probe.to("cpu")
-    save_probe(out_dir, probe, {"encoder": encoder_kind, "image_size": settings.image_size,
-                                "normalize": norm.record(), **results,
-                                "image_cache": {"size": int(images.shape[1])}})  # for `crrg-clip classify`
-    plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"RSNA probe ({encoder_kind}), seed {seed}")
+    probe.save_pretrained(out_dir, {"encoder": encoder, "image_size": settings.image_size,
+                                    "normalize": trainer.norm.record(), **results,
+                                    "image_cache": {"size": int(images.shape[1])}})  # for `crrg-clip classify`
+    plot_loss_curve(metrics_path, out_dir / "loss_curve.png", f"RSNA probe ({encoder}), seed {seed}")
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
-                   settings=asdict(settings), extra={
-                       "encoder": encoder_kind, "clip_folder": str(clip_folder) if clip_folder else None,
+                   settings=to_params(settings), extra={
+                       "runtime": runtime_record(device, num_workers),
+                       "encoder": encoder, "clip_folder": str(clip_folder) if clip_folder else None,
                        "image_weights": image_weights, "n_train": len(parts["train"]),
                        "n_valid": len(parts["valid"]), "n_test": len(parts["test"]), **results})
-    log.info("probe %s: %s", encoder_kind, results)
+    log.info("probe %s: %s", encoder, results)
     return results

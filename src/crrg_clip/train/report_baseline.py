@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,45 +32,16 @@ from ..models.beam_search import decode
 from ..models.generator import IGNORE_INDEX, LanguageModelLoss, collate_targets
 from ..models.report_vocab import WordVocab
 from ..models.show_tell import ShowTell, ShowTellConfig
-from ..modelio import read_model_config
+from .. import modelio
 from ..rng import item_generator
 from ..runinfo import now, write_run_info
 from ..runtime import describe_device, seed_everything
-from .loop import epoch_batches, file_stamp, fit, plot_loss_curve, reset_stale_checkpoint
+from ..settings import ReportBaselineSettings, to_params
+from .loop import Trainer, epoch_batches, file_stamp, plot_loss_curve, reset_stale_checkpoint, runtime_record
 
 log = logging.getLogger(__name__)
 
 MODELS = {"show_tell": (ShowTell, ShowTellConfig), "adaatt": (AdaAtt, AdaAttConfig)}
-
-
-@dataclass
-class BaselineSettings:
-    """One ``baselines.<model>`` config section (+ the shared rrg image settings)."""
-
-    model: str = "show_tell"
-    backbone: str = "resnet50"
-    backbone_weights: str | None = None
-    image_size: int = 224
-    grid: int = 7
-    embed_dim: int = 512
-    hidden_dim: int = 512
-    attention_dim: int = 512
-    dropout: float = 0.5
-    vocab_min_count: int = 10
-    max_length: int = 100
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 4e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 0.1
-    beam_size: int = 3
-    normalize: dict = field(default_factory=lambda: {"mean": 0.471, "std": 0.302})
-    augment: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, values: dict, **overrides) -> "BaselineSettings":
-        merged = {**values, **overrides}
-        return cls(**{k: v for k, v in merged.items() if k in cls.__dataclass_fields__})
 
 
 class ReportImages:
@@ -115,20 +86,21 @@ class ReportSplit:
 
 
 def load_split(*, images_table: pd.DataFrame, splits: pd.DataFrame, cache, index_path, split: str,
-               settings: BaselineSettings, seed: int, train: bool) -> ReportSplit:
-    """A subsample split's images with FINDINGS (sorted by dicom_id), as in the evaluation."""
+               image_size: int, normalize: dict, augment: dict | None, seed: int) -> ReportSplit:
+    """A subsample split's images with FINDINGS (sorted by dicom_id), as in the evaluation;
+    ``augment`` (AugmentConfig fields) for the training split, None for the others."""
     frame = split_findings(images_table, splits, split)
     if frame.empty:
         raise ValueError(f"split {split!r}: no image with FINDINGS")
     ids, rows = cache_rows(index_path, frame["dicom_id"].tolist(), what=f"baseline {split}")
     text = dict(zip(frame["dicom_id"], frame["findings"].astype(str)))
-    augment_cfg = AugmentConfig(**settings.augment) if train else None
-    images = ReportImages(cache, rows, size=settings.image_size, normalize=Normalize(**settings.normalize),
+    augment_cfg = AugmentConfig(**augment) if augment is not None else None
+    images = ReportImages(cache, rows, size=image_size, normalize=Normalize(**normalize),
                           augment_cfg=augment_cfg, seed=seed)
     return ReportSplit(ids, [text[d] for d in ids], images)
 
 
-def build_model(settings: BaselineSettings, vocab_size: int, pad_id: int):
+def build_model(settings: ReportBaselineSettings, vocab_size: int, pad_id: int):
     if settings.model not in MODELS:
         raise ValueError(f"baseline model {settings.model!r}: expected one of {sorted(MODELS)}")
     model_cls, config_cls = MODELS[settings.model]
@@ -138,81 +110,90 @@ def build_model(settings: BaselineSettings, vocab_size: int, pad_id: int):
 
 
 def load_baseline(folder: Path | str, device: torch.device | str = "cpu"):
-    """A trained baseline folder -> its model (eval mode, ``vocab`` attached)."""
-    kind = read_model_config(folder).get("kind")
-    if kind not in MODELS:
-        raise ValueError(f"{folder}: not a report-baseline folder (kind={kind!r})")
+    """A trained baseline folder -> its model (eval mode, ``vocab`` and ``folder_config`` attached)."""
+    kind = modelio.read_config(folder, tuple(MODELS))["kind"]
     return MODELS[kind][0].from_pretrained(folder, device)
 
 
-def _batch_loss(model, data: ReportSplit, targets: list[list[int]], indices: list[int], epoch: int,
-                pad_id: int, device: torch.device, loss_fn) -> tuple[torch.Tensor, int]:
-    images = data.images.batch(indices, epoch).to(device)  # (B, 1, size, size)
-    batch = collate_targets([targets[i] for i in indices], pad_id)
-    logits = model(images, batch["input_ids"].to(device))  # (B, T, V)
-    labels = batch["labels"].to(device)  # (B, T)
-    return loss_fn(logits, labels)["lm"], int((labels[:, 1:] != IGNORE_INDEX).sum())
+class ReportBaselineTrainer(Trainer):
+    """Teacher forcing + token cross-entropy, Adam, gradient clipping by value; the best epoch by
+    validation loss (per target token)."""
 
+    def __init__(self, model, vocab: WordVocab, train: ReportSplit, valid: ReportSplit,
+                 settings: ReportBaselineSettings, *, device: torch.device, seed: int):
+        self.model, self.vocab, self.train, self.valid, self.settings = model.to(device), vocab, train, valid, settings
+        self.device, self.seed, self.epochs = device, seed, settings.epochs
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.loss_fn = LanguageModelLoss()
+        self.targets = {"train": vocab.targets(train.reports, settings.max_length),
+                        "valid": vocab.targets(valid.reports, settings.max_length)}
 
-def fit_baseline(model, vocab: WordVocab, train: ReportSplit, valid: ReportSplit, settings: BaselineSettings, *,
-                 seed: int, device: torch.device, checkpoint_dir, metrics_path):
-    """Teacher forcing + cross-entropy, Adam, gradient clipping; the best epoch's weights on return."""
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    loss_fn = LanguageModelLoss()
-    train_targets = vocab.targets(train.reports, settings.max_length)
-    valid_targets = vocab.targets(valid.reports, settings.max_length)
+    def _batch(self, split: str, indices: list[int], epoch: int) -> tuple[torch.Tensor, ...]:
+        """(images (B, 1, size, size), input_ids (B, T), labels (B, T)) on the device."""
+        data = self.train if split == "train" else self.valid
+        images = data.images.batch(indices, epoch).to(self.device)
+        batch = collate_targets([self.targets[split][i] for i in indices], self.vocab.pad_id)
+        return images, batch["input_ids"].to(self.device), batch["labels"].to(self.device)
 
-    def train_epoch(epoch: int) -> dict[str, float]:
+    def _loss(self, batch) -> tuple[torch.Tensor, int]:
+        images, input_ids, labels = batch
+        logits = self.model(images, input_ids)  # (B, T, V)
+        return self.loss_fn(logits, labels)["lm"], int((labels[:, 1:] != IGNORE_INDEX).sum())
+
+    def step(self, batch) -> dict[str, torch.Tensor]:
+        loss, _ = self._loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        return {"loss": loss.detach()}
+
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
         total, count = 0.0, 0
-        for indices in epoch_batches(len(train.dicom_ids), settings.batch_size, seed=seed, epoch=epoch):
-            loss, _ = _batch_loss(model, train, train_targets, indices, epoch, vocab.pad_id, device, loss_fn)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_value_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            total += float(loss.detach()) * len(indices)
+        for indices in epoch_batches(len(self.train.dicom_ids), self.settings.batch_size, seed=self.seed, epoch=epoch):
+            total += float(self.step(self._batch("train", indices, epoch))["loss"]) * len(indices)
             count += len(indices)
+            if on_step is not None:
+                on_step()
         return {"loss": total / count}
 
-    def validate() -> float:
+    def validate(self) -> float:
         total, tokens = 0.0, 0
-        for indices in epoch_batches(len(valid.dicom_ids), settings.batch_size, seed=seed, epoch=0, shuffle=False):
-            loss, n = _batch_loss(model, valid, valid_targets, indices, 0, vocab.pad_id, device, loss_fn)
+        for indices in epoch_batches(len(self.valid.dicom_ids), self.settings.batch_size, seed=self.seed, epoch=0,
+                                     shuffle=False):
+            loss, n = self._loss(self._batch("valid", indices, 0))
             total += float(loss) * n
             tokens += n
         return total / max(tokens, 1)
 
-    history = fit(model, optimizer, train_epoch=train_epoch, validate=validate, epochs=settings.epochs,
-                  checkpoint_dir=checkpoint_dir, metrics_path=metrics_path)
-    model.eval()
-    return history
 
-
-def train_report_baseline(*, images_path, split_path, cache_images, cache_index, out_dir, checkpoint_dir,
-                          settings: BaselineSettings, seed: int, device: torch.device) -> dict:
-    """Paths in, a model folder out (config.json, model.safetensors, vocab.json, metrics, curve, run.json)."""
+def train_report_baseline(settings: ReportBaselineSettings, inputs, outputs, *, device: torch.device, seed: int,
+                          checkpoint_dir, num_workers: int = 0, progress: bool = True) -> dict:
+    """Rule train_report_baseline: ``inputs`` images, split, cache_images, cache_index; ``outputs["model"]``
+    gets config.json, model.safetensors, vocab.json, metrics, loss curve and run.json.
+    ``num_workers`` and ``progress`` are unused (the batches are built in this process, unlogged)."""
     started = now()
     seed_everything(seed)
-    out_dir = Path(out_dir)
-    images_table, splits = pd.read_parquet(images_path), pd.read_parquet(split_path)
-    cache = open_image_cache(cache_images)
-    common = dict(images_table=images_table, splits=splits, cache=cache, index_path=cache_index,
-                  settings=settings, seed=seed)
-    train = load_split(split="train", train=True, **common)
-    valid = load_split(split="valid", train=False, **common)
+    out_dir = Path(outputs["model"])
+    paths = [inputs["images"], inputs["split"], inputs["cache_images"], inputs["cache_index"]]
+    images_table, splits = pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
+    common = dict(images_table=images_table, splits=splits, cache=open_image_cache(paths[2]), index_path=paths[3],
+                  image_size=settings.image_size, normalize=settings.normalize, seed=seed)
+    train = load_split(split="train", augment=settings.augment, **common)
+    valid = load_split(split="valid", augment=None, **common)
     vocab = WordVocab.build(train.reports, settings.vocab_min_count)
     log.info("%s: %d training, %d validation reports; vocabulary %d words (min count %d)", settings.model,
              len(train.dicom_ids), len(valid.dicom_ids), len(vocab), settings.vocab_min_count)
-    reset_stale_checkpoint(checkpoint_dir, {"settings": asdict(settings), "seed": seed,
-                                            "inputs": file_stamp(images_path, split_path, cache_images, cache_index)})
+    reset_stale_checkpoint(checkpoint_dir, {"settings": to_params(settings), "seed": seed,
+                                            "inputs": file_stamp(*paths)})
     model = build_model(settings, len(vocab), vocab.pad_id)
     model.vocab = vocab
+    trainer = ReportBaselineTrainer(model, vocab, train, valid, settings, device=device, seed=seed)
     t0 = time.perf_counter()
-    history = fit_baseline(model, vocab, train, valid, settings, seed=seed, device=device,
-                           checkpoint_dir=checkpoint_dir, metrics_path=out_dir / "metrics.tsv")
+    history = trainer.fit(checkpoint_dir, out_dir / "metrics.tsv")
     seconds = time.perf_counter() - t0
+    model.eval()
     model.to("cpu").save_pretrained(out_dir, extra={
         "image_size": settings.image_size, "normalize": settings.normalize, "max_length": settings.max_length,
         "beam_size": settings.beam_size, "best_epoch": history.best_epoch, "best_val_loss": history.best_val})
@@ -223,7 +204,8 @@ def train_report_baseline(*, images_path, split_path, cache_images, cache_index,
                "last_train_loss": rows[-1]["train_loss"] if rows else None,
                "n_train": len(train.dicom_ids), "n_valid": len(valid.dicom_ids), "vocab_size": len(vocab)}
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
-                   settings=asdict(settings), extra={"summary": summary, "split": str(split_path)})
+                   settings=to_params(settings), extra={"runtime": runtime_record(device, num_workers),
+                                                        "summary": summary, "split": str(paths[1])})
     return summary
 
 
@@ -240,18 +222,21 @@ def generate_reports(model, data: ReportSplit, *, beam_size: int, max_length: in
     return reports
 
 
-def run_generate_report_baseline(*, model_dir, images_path, split_path, cache_images, cache_index, reports_out,
-                                 device: torch.device, beam_size: int | None = None, max_length: int | None = None,
-                                 batch_size: int = 32) -> pd.DataFrame:
-    """``dicom_id, report, reference`` for every test image with FINDINGS (the evaluation's test set)."""
+def generate_baseline_reports(settings: ReportBaselineSettings, inputs, outputs, *, device: torch.device,
+                              batch_size: int) -> pd.DataFrame:
+    """Rule generate_report_baseline: ``dicom_id, report, reference`` for every test image with
+    FINDINGS (the evaluation's test set), by beam search with ``settings.beam_size``.
+    The image size and normalisation are the model folder's (what it was trained with)."""
+    model_dir, reports_out = inputs["model"], outputs["reports"]
+    images_path, split_path = inputs["images"], inputs["split"]
+    cache_images, cache_index = inputs["cache_images"], inputs["cache_index"]
     model = load_baseline(model_dir, device)
-    config = read_model_config(model_dir)
-    settings = BaselineSettings.from_config(config, model=config["kind"])
+    config = model.folder_config  # the image size and normalisation it was trained with
     data = load_split(images_table=pd.read_parquet(images_path), splits=pd.read_parquet(split_path),
                       cache=open_image_cache(cache_images), index_path=cache_index, split="test",
-                      settings=settings, seed=0, train=False)
-    reports = generate_reports(model, data, beam_size=beam_size or settings.beam_size,
-                               max_length=max_length or settings.max_length, batch_size=batch_size, device=device)
+                      image_size=config["image_size"], normalize=config["normalize"], augment=None, seed=0)
+    reports = generate_reports(model, data, beam_size=settings.beam_size, max_length=settings.max_length,
+                               batch_size=batch_size, device=device)
     frame = pd.DataFrame({"dicom_id": data.dicom_ids, "report": reports, "reference": data.reports})
     Path(reports_out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(reports_out, index=False)

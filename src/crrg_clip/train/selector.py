@@ -8,22 +8,22 @@ labels (``has_sentence``, ``is_abnormal``) from the cache's region table. Loss =
 from __future__ import annotations
 
 import hashlib
-
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from crrg_clip.data.region_dataset import read_region_targets, sentence_label_notes
-from crrg_clip.models.selector import RegionSelector, SelectorConfig, save_selector, total_loss
+from crrg_clip.models.selector import RegionSelector, SelectorConfig, total_loss
 from crrg_clip.region_features import load_region_features
 from crrg_clip.runinfo import now, write_run_info
 from crrg_clip.runtime import describe_device, seed_everything
-from crrg_clip.train.detector import Schedule, make_optimizer
-from crrg_clip.train.loop import History, epoch_batches, fit, plot_loss_curve, reset_stale_checkpoint, tensor_stamp
+from crrg_clip.settings import SelectorSettings, to_params
+from crrg_clip.train.loop import (Schedule, Trainer, epoch_batches, make_optimizer, plot_loss_curve,
+                                  reset_stale_checkpoint, runtime_record, tensor_stamp)
 
 log = logging.getLogger(__name__)
 
@@ -119,24 +119,29 @@ def selection_metrics(model: RegionSelector, data: SelectorData, device) -> dict
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-class SelectorTrainer:
+class SelectorTrainer(Trainer):
     def __init__(self, model: RegionSelector, train: SelectorData, valid: SelectorData, schedule: Schedule, *,
                  device: torch.device, seed: int, progress: bool = True):
         self.model, self.train, self.valid, self.schedule = model.to(device), train, valid, schedule
         self.device, self.seed, self.progress = device, seed, progress
         self.optimizer, self.scheduler = make_optimizer(model, schedule)
+        self.epochs, self.eval_every = schedule.epochs, schedule.eval_every
+
+    def step(self, batch) -> dict[str, torch.Tensor]:
+        """One optimiser step on ``(features, has_sentence, is_abnormal, detected)``; the weighted total as ``loss``."""
+        losses = self.model(*batch)
+        loss = total_loss(losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}}
 
     def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
         self.model.train()
         sums: dict[str, float] = {}
         batches = epoch_batches(len(self.train), self.schedule.batch_size, seed=self.seed, epoch=epoch)
         for batch in tqdm(batches, desc=f"selector epoch {epoch + 1}", disable=not self.progress):
-            losses = self.model(*self.train.batch(batch, self.device))
-            loss = total_loss(losses)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            for k, v in {"loss": loss, **losses}.items():
+            for k, v in self.step(self.train.batch(batch, self.device)).items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(batch)
             if on_step is not None:  # fit's every-K-steps evaluation
                 on_step()
@@ -150,36 +155,30 @@ class SelectorTrainer:
             total += float(total_loss(self.model(*self.valid.batch(batch, self.device)))) * len(batch)
         return total / len(self.valid)
 
-    def fit(self, checkpoint_dir, metrics_path) -> History:
-        return fit(self.model, self.optimizer, train_epoch=self.train_epoch, validate=self.validate,
-                   epochs=self.schedule.epochs, checkpoint_dir=checkpoint_dir, metrics_path=metrics_path,
-                   scheduler=self.scheduler, eval_every=self.schedule.eval_every)
 
-
-def train_selector(*, train_features, valid_features, regions_path, train_rows=None, valid_rows=None, out_dir, checkpoint_dir,
-                   region_feature_dim: int, abnormal_classifier: bool, selection_pos_weight: float,
-                   abnormal_pos_weight: float, selection_threshold: float | str, schedule: Schedule,
-                   device: torch.device, seed: int, detector_folder: str | None = None,
-                   progress: bool = True) -> dict:
+def train_selector(settings: SelectorSettings, inputs, outputs, *, device: torch.device, seed: int,
+                   checkpoint_dir, num_workers: int = 0, progress: bool = True) -> dict:
+    """Rule train_selector: ``inputs`` train, valid (region features), train_rows, valid_rows, regions and
+    detector (its config.json, recorded); the folder of ``outputs["config"]`` gets the model, metrics,
+    loss curve and run.json. ``num_workers`` is unused: the features are in memory."""
     started = now()
     seed_everything(seed)
-    out_dir = Path(out_dir)
-    train = load_selector_data(train_features, regions_path, train_rows)
-    valid = load_selector_data(valid_features, regions_path, valid_rows)
-    tune = selection_threshold == "valid_f1"
-    config = SelectorConfig(in_channels=int(train.features.shape[-1]), region_feature_dim=region_feature_dim,
-                            abnormal_classifier=abnormal_classifier, selection_pos_weight=selection_pos_weight,
-                            abnormal_pos_weight=abnormal_pos_weight,
-                            selection_threshold=-1.0 if tune else float(selection_threshold))
+    out_dir = Path(outputs["config"]).parent
+    train = load_selector_data(inputs["train"], inputs["regions"], inputs.get("train_rows"))
+    valid = load_selector_data(inputs["valid"], inputs["regions"], inputs.get("valid_rows"))
+    tune = settings.selection_threshold == "valid_f1"
+    config = SelectorConfig(in_channels=int(train.features.shape[-1]), region_feature_dim=settings.region_feature_dim,
+                            abnormal_classifier=settings.abnormal_classifier,
+                            selection_pos_weight=settings.selection_pos_weight,
+                            abnormal_pos_weight=settings.abnormal_pos_weight,
+                            selection_threshold=-1.0 if tune else float(settings.selection_threshold))
     log.info("selector: %d training images (%.1f%% regions detected, %.1f%% with a sentence), %d validation",
              len(train), 100 * train.detected.float().mean(), 100 * train.has_sentence.float().mean(), len(valid))
-    settings = {"model": asdict(config), "schedule": asdict(schedule), "seed": seed,
-                "train_features": str(train_features), "valid_features": str(valid_features),
-                "n_train": len(train), "n_valid": len(valid)}
     # content, not paths: a checkpoint of other features or targets is not resumed
-    reset_stale_checkpoint(checkpoint_dir, {**settings, "inputs": [selector_data_stamp(d) for d in (train, valid)]})
+    reset_stale_checkpoint(checkpoint_dir, {"settings": to_params(settings), "seed": seed,
+                                            "inputs": [selector_data_stamp(d) for d in (train, valid)]})
     model = RegionSelector(config)
-    trainer = SelectorTrainer(model, train, valid, schedule, device=device, seed=seed, progress=progress)
+    trainer = SelectorTrainer(model, train, valid, settings.schedule, device=device, seed=seed, progress=progress)
     t0 = time.perf_counter()
     history = trainer.fit(checkpoint_dir, out_dir / "metrics.tsv")
     seconds = time.perf_counter() - t0
@@ -189,13 +188,16 @@ def train_selector(*, train_features, valid_features, regions_path, train_rows=N
     metrics = selection_metrics(model, valid, device)
     log.info("selector validation (best epoch %d): precision %.3f recall %.3f F1 %.3f", history.best_epoch,
              metrics["precision"], metrics["recall"], metrics["f1"])
-    save_selector(out_dir, model.cpu(), extra={"best_epoch": history.best_epoch, "best_val_loss": history.best_val,
-                                               "detector": detector_folder})
+    detector_folder = str(Path(inputs["detector"]).parent) if inputs.get("detector") else None
+    model.cpu().save_pretrained(out_dir, extra={"best_epoch": history.best_epoch, "best_val_loss": history.best_val,
+                                                "detector": detector_folder})
     plot_loss_curve(out_dir / "metrics.tsv", out_dir / "loss_curve.png", "RRG region selection")
     summary = {"best_epoch": history.best_epoch, "best_val_loss": history.best_val, "train_seconds": seconds,
                "valid_selection": metrics, "selection_threshold": model.config.selection_threshold,
-               "threshold_tuned_on_valid": tune,
+               "threshold_tuned_on_valid": tune, "n_train": len(train), "n_valid": len(valid),
                "left_out": {"train": train.left_out, "valid": valid.left_out}}
     write_run_info(out_dir / "run.json", started=started, device=describe_device(device), seed=seed,
-                   settings=settings, extra={"summary": summary})
+                   settings=to_params(settings), extra={"runtime": runtime_record(device, num_workers),
+                                                        "inputs": {k: str(inputs[k]) for k in ("train", "valid")},
+                                                        "summary": summary})
     return summary
