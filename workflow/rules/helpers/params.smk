@@ -1,7 +1,6 @@
 # Param functions: each stage's settings (the values that change its output, as plain
 # values: a change reruns the rule), model sources and the provenance that evaluation
 # rules record. Run-time choices are not here: the adapters read them (common.smk).
-from crrg_clip.settings import model_source
 from crrg_clip.systems import (
     RRG_COMPARED_METRICS,
     clip_folder,
