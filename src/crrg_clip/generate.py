@@ -238,35 +238,30 @@ def generate_reports(settings, inputs, outputs, *, device, seed: int) -> dict:
     started = now()
     seed_everything(seed)
     generator_folder = inputs["generator"]
-    selector_folder = Path(inputs["selector_config"]).parent
-    regions_path, cache_index_path = inputs.get("regions"), inputs.get("cache_index")
-    predictions_out, reports_out = outputs.get("predictions"), outputs["reports"]
-    num_beams, max_new_tokens, batch_size = settings.num_beams, settings.max_new_tokens, settings.batch_size
-    torch_device = device
-    selector = RegionSelector.from_pretrained(selector_folder, torch_device)
-    generator = RegionGenerator.from_pretrained(generator_folder, torch_device)
-    generator = inference_precision(generator, torch_device, settings.amp)
+    selector = RegionSelector.from_pretrained(Path(inputs["selector_config"]).parent, device)
+    generator = inference_precision(RegionGenerator.from_pretrained(generator_folder, device), device, settings.amp)
     region_features = read_region_features(inputs["features"], inputs["features_index"])
     references = None
-    if regions_path:
-        references = reference_sentences(pd.read_parquet(regions_path), region_features["dicom_id"])
-    cache_index = (pd.read_parquet(cache_index_path, columns=["dicom_id", "scale", "pad_x", "pad_y", "width", "height"])
-                   if cache_index_path else None)
-    predictions = predict_regions(generator, selector, region_features, references, num_beams=num_beams,
-                                  max_new_tokens=max_new_tokens, batch_size=batch_size, device=torch_device,
-                                  cache_index=cache_index)
+    if inputs.get("regions"):
+        references = reference_sentences(pd.read_parquet(inputs["regions"]), region_features["dicom_id"])
+    cache_index = (pd.read_parquet(inputs["cache_index"], columns=["dicom_id", "scale", "pad_x", "pad_y", "width",
+                                                                  "height"])
+                   if inputs.get("cache_index") else None)
+    predictions = predict_regions(generator, selector, region_features, references, num_beams=settings.num_beams,
+                                  max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                                  device=device, cache_index=cache_index)
     images = pd.read_parquet(inputs["images"], columns=["dicom_id", "findings"])
     reports = reports_frame(predictions, images, similarity=settings.similarity, threshold=settings.threshold)
-    if predictions_out:
-        Path(predictions_out).parent.mkdir(parents=True, exist_ok=True)
-        predictions.to_parquet(predictions_out, index=False)
-    Path(reports_out).parent.mkdir(parents=True, exist_ok=True)
-    reports.to_parquet(reports_out, index=False)
+    if outputs.get("predictions"):
+        Path(outputs["predictions"]).parent.mkdir(parents=True, exist_ok=True)
+        predictions.to_parquet(outputs["predictions"], index=False)
+    Path(outputs["reports"]).parent.mkdir(parents=True, exist_ok=True)
+    reports.to_parquet(outputs["reports"], index=False)
     summary = {"images": len(reports), "regions_selected": int(predictions["selected"].sum()),
                "fallback_regions": int(predictions["fallback"].sum()),
                "empty_reports": int((reports["report"] == "").sum())}
-    log.info("wrote %s: %s", reports_out, summary)
-    write_run_info(outputs["run_info"], started=started, device=describe_device(torch_device), seed=seed,
+    log.info("wrote %s: %s", outputs["reports"], summary)
+    write_run_info(outputs["run_info"], started=started, device=describe_device(device), seed=seed,
                    settings={**dataclasses.asdict(settings), "generator": str(generator_folder)},
                    extra={"summary": summary})
     return summary
