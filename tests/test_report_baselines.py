@@ -151,18 +151,51 @@ def settings(kind, epochs=3):
                                grad_clip=0.1, beam_size=2)
 
 
+def test_set_standardization_gives_zero_mean_unit_std_features():
+    model = tiny("adaatt").eval()
+    raw = model.encoder(torch.randn(6, 1, 64, 64))  # (6, 4, C) identity standardisation at first
+    out = model.encoder.set_standardization(raw)
+    flat = out.reshape(-1, out.shape[-1])
+    torch.testing.assert_close(flat.mean(0), torch.zeros(flat.shape[1]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(flat.std(0)[raw.reshape(-1, raw.shape[-1]).std(0) > 1e-6],
+                               torch.ones(int((raw.reshape(-1, raw.shape[-1]).std(0) > 1e-6).sum())), atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_trainer_writes_folder_and_reports(kind, tmp_path):
+def test_features_path_equals_image_path(kind):
+    model = tiny(kind).eval()
+    images, ids = torch.randn(3, 1, 64, 64), torch.randint(3, 20, (3, 5))
+    torch.testing.assert_close(model.forward_features(model.encoder(images), ids), model(images, ids))
+
+
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "fine_tuned"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_trainer_writes_folder_and_reports(kind, freeze, tmp_path):
+    import dataclasses
+
+    from safetensors.torch import load_file
+
     paths = make_report_data(tmp_path / "data")
     inputs = {"images": paths["images_path"], "split": paths["split_path"], "cache_images": paths["cache_images"],
               "cache_index": paths["cache_index"]}
-    summary = train_report_baseline(settings(kind, epochs=4), inputs, {"model": tmp_path / "model"},
+    s = dataclasses.replace(settings(kind, epochs=4), freeze_encoder=freeze)
+    summary = train_report_baseline(s, inputs, {"model": tmp_path / "model"},
                                     device=torch.device("cpu"), seed=0, checkpoint_dir=tmp_path / "ckpt")
     assert summary["last_train_loss"] < summary["first_train_loss"]
+    torch.manual_seed(0)  # the trainer's seed: the encoder it started from
+    from crrg_clip.train.report_baseline import build_model
+
+    initial = build_model(s, summary["vocab_size"], 0).encoder.state_dict()
+    trained = load_file(tmp_path / "model" / "model.safetensors")
+    moved = [k for k, v in initial.items() if v.is_floating_point() and not torch.equal(v, trained[f"encoder.{k}"])]
+    if freeze:  # every trunk tensor (BN statistics too) as it started; the standardisation fitted
+        assert sorted(moved) == ["feature_mean", "feature_std"]
+    else:
+        assert any(k.startswith("trunk.") for k in moved) and "feature_mean" not in moved
     assert {"config.json", "model.safetensors", "vocab.json", "metrics.tsv", "loss_curve.png", "run.json"} <= {
         p.name for p in (tmp_path / "model").iterdir()}
     assert not (tmp_path / "ckpt" / "last.pt").exists()
-    frame = generate_baseline_reports(settings(kind, epochs=4), {**inputs, "model": tmp_path / "model"},
+    frame = generate_baseline_reports(s, {**inputs, "model": tmp_path / "model"},
                                       {"reports": tmp_path / "r.parquet"}, device=torch.device("cpu"), batch_size=32)
     assert list(frame.columns) == ["dicom_id", "report", "reference"]
     assert frame["dicom_id"].tolist() == ["d010", "d011"]

@@ -183,6 +183,7 @@ class ReportBaselineSettings(_Settings):
     model: str  # "show_tell" or "adaatt"
     backbone: str
     backbone_weights: str | None
+    freeze_encoder: bool
     image_size: int
     grid: int
     embed_dim: int

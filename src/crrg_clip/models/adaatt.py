@@ -60,11 +60,13 @@ class AdaAtt(nn.Module):
         self.vocab = None
 
     def start(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Projected regions, their attention keys, v_g, and a zero LSTM state."""
-        feats = self.encoder(images)  # (B, R, C)
+        return self.start_features(self.encoder(images))
+
+    def start_features(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encoder output (B, R, C) -> projected regions, their attention keys, v_g, a zero LSTM state."""
         regions = self.dropout(F.relu(self.region_proj(feats)))  # (B, R, H)
         global_ = self.dropout(F.relu(self.global_proj(feats.mean(dim=1))))  # (B, H)
-        zeros = regions.new_zeros(images.shape[0], self.config.hidden_dim)  # (B, H)
+        zeros = regions.new_zeros(feats.shape[0], self.config.hidden_dim)  # (B, H)
         return {"regions": regions, "keys": self.att_v(regions), "global": global_, "h": zeros, "c": zeros}
 
     def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
@@ -83,7 +85,11 @@ class AdaAtt(nn.Module):
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """images (B, 1, H, W), input_ids (B, T) -> logits (B, T, V)."""
-        state = self.start(images)
+        return self.forward_features(self.encoder(images), input_ids)
+
+    def forward_features(self, feats: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, R, C), input_ids (B, T) -> logits (B, T, V)."""
+        state = self.start_features(feats)
         steps = []
         for t in range(input_ids.shape[1]):
             logits, state = self.step(input_ids[:, t], state)  # (B, V)

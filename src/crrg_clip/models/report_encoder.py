@@ -35,11 +35,24 @@ class ResNetGrid(nn.Module):
         self.trunk = build_backbone(backbone, weights_path, frozen_batchnorm=False)
         self.grid = grid
         self.channels = BACKBONE_CHANNELS[backbone]
+        # Per-channel standardisation, set from the training images when the encoder is frozen
+        # (identity otherwise): a frozen CNN's features on similar radiographs are a large shared
+        # offset with small per-image variation, which the LSTM's input layer barely sees.
+        self.register_buffer("feature_mean", torch.zeros(self.channels))
+        self.register_buffer("feature_std", torch.ones(self.channels))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         fmap = self.trunk(images)  # (B, C, h, w)
         pooled = F.adaptive_avg_pool2d(fmap, self.grid)  # (B, C, G, G)
-        return pooled.flatten(2).transpose(1, 2)  # (B, R, C)
+        return (pooled.flatten(2).transpose(1, 2) - self.feature_mean) / self.feature_std  # (B, R, C)
+
+    @torch.no_grad()
+    def set_standardization(self, feats: torch.Tensor) -> torch.Tensor:
+        """Fit the per-channel mean/std to raw features (N, R, C); returns them standardised."""
+        flat = feats.reshape(-1, feats.shape[-1])  # (N * R, C)
+        self.feature_mean.copy_(flat.mean(0))
+        self.feature_std.copy_(flat.std(0).clamp_min(1e-6))
+        return (feats - self.feature_mean) / self.feature_std
 
 
 def save_report_model(folder: Path | str, model: nn.Module, config: dict, vocab: WordVocab | None) -> None:

@@ -45,18 +45,23 @@ class ShowTell(nn.Module):
         self.logits = nn.Linear(config.hidden_dim, config.vocab_size)
         self.vocab = None
 
-    def image_input(self, images: torch.Tensor) -> torch.Tensor:
-        return self.image_embed(self.encoder(images)[:, 0])  # (B, E)
-
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """images (B, 1, H, W), input_ids (B, T) -> logits (B, T, V)."""
-        inputs = torch.cat([self.image_input(images)[:, None], self.word_embed(input_ids)], dim=1)  # (B, 1+T, E)
+        return self.forward_features(self.encoder(images), input_ids)
+
+    def forward_features(self, feats: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, 1, C), input_ids (B, T) -> logits (B, T, V)."""
+        image = self.image_embed(feats[:, 0])  # (B, E)
+        inputs = torch.cat([image[:, None], self.word_embed(input_ids)], dim=1)  # (B, 1+T, E)
         outputs, _ = self.lstm(self.dropout(inputs))  # (B, 1+T, H)
         return self.logits(self.dropout(outputs[:, 1:]))  # (B, T, V)
 
     def start(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The LSTM state after reading the image: h, c (B, H)."""
-        _, (h, c) = self.lstm(self.dropout(self.image_input(images)[:, None]))  # (1, B, H)
+        return self.start_features(self.encoder(images))
+
+    def start_features(self, feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The LSTM state after reading the encoder output (B, 1, C): h, c (B, H)."""
+        _, (h, c) = self.lstm(self.dropout(self.image_embed(feats[:, 0])[:, None]))  # (1, B, H)
         return {"h": h[0], "c": c[0]}
 
     def step(self, tokens: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:

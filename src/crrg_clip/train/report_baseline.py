@@ -115,6 +115,17 @@ def load_baseline(folder: Path | str, device: torch.device | str = "cpu"):
     return MODELS[kind][0].from_pretrained(folder, device)
 
 
+@torch.no_grad()
+def encode_all(model, images: ReportImages, n: int, device: torch.device, batch_size: int = 32) -> torch.Tensor:
+    """The encoder (eval mode) over every unaugmented image of a split: (N, R, C) on the CPU."""
+    was_training = model.encoder.training
+    model.encoder.eval()
+    parts = [model.encoder(images.batch(list(range(start, min(start + batch_size, n)))).to(device)).cpu()
+             for start in range(0, n, batch_size)]
+    model.encoder.train(was_training)
+    return torch.cat(parts)
+
+
 class ReportBaselineTrainer(Trainer):
     """Teacher forcing + token cross-entropy, Adam, gradient clipping by value; the best epoch by
     validation loss (per target token)."""
@@ -123,21 +134,35 @@ class ReportBaselineTrainer(Trainer):
                  settings: ReportBaselineSettings, *, device: torch.device, seed: int):
         self.model, self.vocab, self.train, self.valid, self.settings = model.to(device), vocab, train, valid, settings
         self.device, self.seed, self.epochs = device, seed, settings.epochs
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        # A frozen encoder runs once per image, unaugmented (self-critical.pytorch's prepro_feats.py)
+        self.features = None
+        if settings.freeze_encoder:
+            model.encoder.requires_grad_(False)
+            raw_train = encode_all(model, train.images, len(train.dicom_ids), device)  # (N, R, C)
+            self.features = {"train": model.encoder.set_standardization(raw_train.to(device)).cpu(),
+                             "valid": encode_all(model, valid.images, len(valid.dicom_ids), device)}
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
         self.loss_fn = LanguageModelLoss()
         self.targets = {"train": vocab.targets(train.reports, settings.max_length),
                         "valid": vocab.targets(valid.reports, settings.max_length)}
 
     def _batch(self, split: str, indices: list[int], epoch: int) -> tuple[torch.Tensor, ...]:
-        """(images (B, 1, size, size), input_ids (B, T), labels (B, T)) on the device."""
-        data = self.train if split == "train" else self.valid
-        images = data.images.batch(indices, epoch).to(self.device)
+        """(images (B, 1, size, size) or frozen features (B, R, C), input_ids (B, T), labels (B, T))."""
+        if self.features is not None:
+            visual = self.features[split][indices].to(self.device)
+        else:
+            data = self.train if split == "train" else self.valid
+            visual = data.images.batch(indices, epoch).to(self.device)
         batch = collate_targets([self.targets[split][i] for i in indices], self.vocab.pad_id)
-        return images, batch["input_ids"].to(self.device), batch["labels"].to(self.device)
+        return visual, batch["input_ids"].to(self.device), batch["labels"].to(self.device)
 
     def _loss(self, batch) -> tuple[torch.Tensor, int]:
-        images, input_ids, labels = batch
-        logits = self.model(images, input_ids)  # (B, T, V)
+        visual, input_ids, labels = batch
+        if self.features is not None:
+            logits = self.model.forward_features(visual, input_ids)  # (B, T, V)
+        else:
+            logits = self.model(visual, input_ids)
         return self.loss_fn(logits, labels)["lm"], int((labels[:, 1:] != IGNORE_INDEX).sum())
 
     def step(self, batch) -> dict[str, torch.Tensor]:
