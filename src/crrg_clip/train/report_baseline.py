@@ -6,6 +6,9 @@ detector's MIMIC augmentation (``rrg.augment``, per item seeded by (seed, epoch,
 normalised with ``rrg.normalize``. Targets: the FINDINGS in the word vocabulary of the
 training reports (``models.report_vocab``).
 
+With ``freeze_encoder`` the ResNet instead runs once per unaugmented image and the LSTM trains on
+its per-channel standardised features (statistics from the training images, kept in the model).
+
 Training: teacher forcing with token-level cross-entropy (``LanguageModelLoss``), Adam,
 gradient clipping by value (self-critical.pytorch's ``grad_clip_mode: value``), the best
 epoch by validation loss, resumable through ``train.loop.fit``. Generation: beam search.
