@@ -445,3 +445,32 @@ def test_from_pretrained_is_eval_mode_with_its_config_and_checks_the_folder(gpt2
     RegionSelector(SelectorConfig(in_channels=4)).save_pretrained(tmp_path / "selector")
     with pytest.raises(KindError, match=r"selector/config.json: kind 'rrg_region_selector', expected no kind"):
         RegionGenerator.from_pretrained(tmp_path / "selector")
+
+
+def test_detector_features_input_is_standardised_with_the_selectors_statistics(gpt2_dir, tmp_path, monkeypatch):
+    """Training (generator_inputs) and inference (predict_regions) condition on the same standardised features."""
+    import crrg_clip.generate as generate_module
+    from crrg_clip.models.selector import RegionSelector, SelectorConfig
+    from crrg_clip.train.generator import generator_inputs
+
+    ids = ["s1", "s2", "s3"]
+    features = _fake_features(tmp_path, "std", ids, 4)
+    selector = RegionSelector(SelectorConfig(in_channels=features["features"].shape[-1], region_feature_dim=8,
+                                             hidden=[8, 4]))
+    raw = features["features"].float()  # (I, R, C)
+    selector.fit_standardization(raw + 3.0, features["detected"])  # statistics far from identity
+    expected = (raw - selector.feature_mean) / selector.feature_std
+    trained_on = generator_inputs(features, selector, "detector_features", torch.device("cpu"))
+    torch.testing.assert_close(trained_on, expected)
+    assert not torch.allclose(trained_on, raw)
+
+    seen = []
+    monkeypatch.setattr(generate_module, "generate_for_pairs",
+                        lambda generator, chosen, **kw: seen.append(chosen) or ["x"] * len(chosen))
+    generator = make_generator(gpt2_dir)
+    generator.input_kind = "detector_features"
+    predictions = generate_module.predict_regions(generator, selector, features, None, num_beams=1,
+                                                  max_new_tokens=4, batch_size=4, device=torch.device("cpu"),
+                                                  progress=False)
+    chosen = predictions["selected"].to_numpy(dtype=bool).reshape(len(ids), -1)
+    torch.testing.assert_close(seen[0], expected[torch.tensor(chosen)])

@@ -216,3 +216,25 @@ def test_selector_from_pretrained_attaches_the_folder_config(tmp_path):
     loaded = RegionSelector.from_pretrained(tmp_path / "sel")
     assert not loaded.training and loaded.folder_config["best_epoch"] == 3
     assert loaded.folder_config["kind"] == "rrg_region_selector"
+
+
+def test_standardization_uses_detected_training_regions_and_survives_the_folder(tmp_path):
+    model = make_selector(in_channels=3)
+    g = torch.Generator().manual_seed(1)
+    feats = 5.0 + 0.1 * torch.randn(4, R, 3, generator=g)  # a large shared offset, small variation
+    detected = torch.rand(4, R, generator=g) > 0.3
+    feats[~detected] = 0.0  # an undetected region's zero feature must not pull the statistics
+    model.fit_standardization(feats, detected)
+    found = feats[detected]
+    torch.testing.assert_close(model.feature_mean, found.mean(0))
+    torch.testing.assert_close(model.feature_std, found.std(0))
+    standardized = model.standardize(feats)[detected]
+    torch.testing.assert_close(standardized.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(standardized.std(0), torch.ones(3), atol=1e-5, rtol=0)
+    # the projection sees the standardised features, and a reloaded folder applies the same statistics
+    torch.testing.assert_close(model.project(feats), model.projection(model.standardize(feats)))
+    model.save_pretrained(tmp_path / "sel")
+    loaded = RegionSelector.from_pretrained(tmp_path / "sel")
+    torch.testing.assert_close(loaded.standardize(feats), model.standardize(feats))
+    with pytest.raises(ValueError, match="fewer than two detected"):
+        model.fit_standardization(feats, torch.zeros_like(detected))

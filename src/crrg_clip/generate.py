@@ -180,7 +180,8 @@ def predict_regions(generator, selector, region_features: dict, references: dict
     logits, selected, projected, fallback = select_and_project(selector, features, device,
                                                                region_features["detected"])
     if getattr(generator, "input_kind", "selector_projection") == "detector_features":
-        projected = features.float()  # (I, R, C): the generator projects the detector features itself
+        # (I, R, C): the generator projects the standardised detector features itself
+        projected = selector.standardize(features.float())
     flat_selected = selected.reshape(-1)  # (I * R,)
     chosen = projected.reshape(-1, projected.shape[-1])[flat_selected]  # (S, D or C)
     log.info("%d images, %d of %d regions selected", n_images, int(flat_selected.sum()), flat_selected.numel())

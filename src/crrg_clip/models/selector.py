@@ -9,6 +9,12 @@ with BCEWithLogits (pos_weight = the variant's ``selection_pos_weight``) on ``ha
 the optional abnormal classifier has the same shape (pos_weight ``rrg.abnormal_pos_weight``)
 and is trained on ``is_abnormal`` over the same regions (auxiliary loss only).
 
+Input standardisation (ours; the paper is silent): ``project`` first maps each detector channel
+to zero mean and unit std with the training split's statistics over detected regions
+(``fit_standardization``), kept as buffers in the folder so inference applies the same ones. The
+detector's pooled features sit on a large shared offset with small per-region variation, which a
+shared MLP trained for a few hundred steps does not undo on its own (benchmarks/results/rrg_signal.md).
+
 Which regions count: only regions the detector found (``detected``): an undetected region has
 a zero feature and is never selected, so it carries no label information. Decision rule:
 ``selected = detected & (logit > selection_threshold)``.
@@ -68,6 +74,23 @@ class RegionSelector(nn.Module):
         self.projection = nn.Linear(config.in_channels, config.region_feature_dim)
         self.select_head = mlp(dims)
         self.abnormal_head = mlp(dims) if config.abnormal_classifier else None
+        self.register_buffer("feature_mean", torch.zeros(config.in_channels))  # (C,)
+        self.register_buffer("feature_std", torch.ones(config.in_channels))  # (C,)
+
+    @torch.no_grad()
+    def fit_standardization(self, features: torch.Tensor, detected: torch.Tensor) -> None:
+        """Per-channel mean/std of (N, R, C) training features over the detected (N, R) regions."""
+        found = features[detected.bool()].float()  # (K, C)
+        if len(found) < 2:
+            raise ValueError("cannot standardise region features: fewer than two detected training regions")
+        self.feature_mean.copy_(found.mean(0))
+        self.feature_std.copy_(found.std(0).clamp_min(1e-6))
+
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, R, C) detector features -> the same, standardised with the training statistics, on
+        the features' device."""
+        mean, std = (t.to(features.device) for t in (self.feature_mean, self.feature_std))  # (C,)
+        return (features.to(mean.dtype) - mean) / std
 
     def save_pretrained(self, folder: Path | str, extra: dict | None = None) -> None:
         save_model_folder(folder, self, {"kind": KIND, **asdict(self.config), **(extra or {})})
@@ -79,7 +102,7 @@ class RegionSelector(nn.Module):
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """(B, R, C) detector features -> (B, R, D) region features."""
-        return self.projection(features.to(self.projection.weight.dtype))
+        return self.projection(self.standardize(features).to(self.projection.weight.dtype))
 
     def logits(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, R, C) -> {"select": (B, R), "abnormal": (B, R) when enabled}."""

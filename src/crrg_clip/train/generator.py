@@ -53,13 +53,14 @@ GENERATOR_INPUTS = ("detector_features", "selector_projection")
 def generator_inputs(region_features: dict, selector, input_kind: str, device: torch.device) -> torch.Tensor:
     """What the generator is conditioned on, (I, R, C or D) float32 on the CPU.
 
-    ``detector_features``: the detector's region features, projected by the generator's own
-    (trainable) feature MLP, so the language-model loss shapes the projection as the paper's
-    joint stage 3 does; ``selector_projection``: the frozen selector's projection, trained
+    ``detector_features``: the detector's region features, standardised with the selector's
+    training statistics and projected by the generator's own (trainable) feature MLP, so the
+    language-model loss shapes the projection as the paper's joint stage 3 does;
+    ``selector_projection``: the frozen selector's projection, trained
     only for selection and the abnormal flag.
     """
     if input_kind == "detector_features":
-        return region_features["features"].float()
+        return selector.standardize(region_features["features"].float())
     if input_kind == "selector_projection":
         return select_and_project(selector, region_features["features"], device)[2]
     raise ValueError(f"rrg.generator_input {input_kind!r}: expected one of {GENERATOR_INPUTS}")

@@ -1,7 +1,8 @@
 """Train the RRG region selector (stage 2) on extracted region features.
 
 Inputs are the detector's features for the subsample's train and valid splits plus the region
-labels (``has_sentence``, ``is_abnormal``) from the cache's region table. Loss = 5 x select +
+labels (``has_sentence``, ``is_abnormal``) from the cache's region table. The input
+standardisation is fitted on the training split's detected regions before the first step. Loss = 5 x select +
 5 x abnormal over detected regions; AdamW + ReduceLROnPlateau; best by validation loss.
 """
 
@@ -178,6 +179,7 @@ def train_selector(settings: SelectorSettings, inputs, outputs, *, device: torch
     reset_stale_checkpoint(checkpoint_dir, {"settings": to_params(settings), "seed": seed,
                                             "inputs": [selector_data_stamp(d) for d in (train, valid)]})
     model = RegionSelector(config)
+    model.fit_standardization(train.features, train.detected)
     trainer = SelectorTrainer(model, train, valid, settings.schedule, device=device, seed=seed, progress=progress)
     t0 = time.perf_counter()
     history = trainer.fit(checkpoint_dir, out_dir / "metrics.tsv")
