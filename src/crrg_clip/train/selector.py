@@ -2,8 +2,9 @@
 
 Inputs are the detector's features for the subsample's train and valid splits plus the region
 labels (``has_sentence``, ``is_abnormal``) from the cache's region table. The input
-standardisation is fitted on the training split's detected regions before the first step. Loss = 5 x select +
-5 x abnormal over detected regions; AdamW + ReduceLROnPlateau; best by validation loss.
+standardisation is fitted on the training split's detected regions before the first step.
+Loss = 5 x select + 5 x abnormal over detected regions; AdamW + ReduceLROnPlateau; best by
+validation loss.
 """
 
 from __future__ import annotations
